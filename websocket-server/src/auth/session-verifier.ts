@@ -1,0 +1,47 @@
+/**
+ * Verifies the session token that next-auth v4 writes: a JWE with `alg: dir`,
+ * `enc: A256GCM`, whose key is HKDF-SHA256(NEXTAUTH_SECRET, salt "", info
+ * "NextAuth.js Generated Encryption Key", 32 bytes) — the same derivation and the same 15 s
+ * clock tolerance as `decode` in next-auth/jwt. The user id is the `sub` claim.
+ *
+ * Refusals are values, not exceptions: the caller closes the socket with 4001 whatever the
+ * reason, and logs the reason (never the token).
+ */
+import { hkdfSync } from 'node:crypto';
+import { jwtDecrypt, errors } from 'jose';
+
+export type VerifyFailure = 'malformed' | 'bad_key' | 'expired' | 'no_subject';
+export type VerifyResult = { ok: true; userId: string; expiresAt: number | undefined } | { ok: false; reason: VerifyFailure };
+
+/** Far above a real session token (~500 bytes; next-auth chunks cookies past ~4 KB). */
+const MAX_TOKEN_LENGTH = 16 * 1024;
+const CLOCK_TOLERANCE_SECONDS = 15;
+
+export function deriveNextAuthKey(secret: string): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', secret, '', 'NextAuth.js Generated Encryption Key', 32));
+}
+
+export class SessionVerifier {
+  readonly #key: Uint8Array;
+
+  constructor(secret: string) {
+    this.#key = deriveNextAuthKey(secret);
+  }
+
+  async verify(token: string): Promise<VerifyResult> {
+    if (token.length > MAX_TOKEN_LENGTH || token.split('.').length !== 5) return { ok: false, reason: 'malformed' };
+    try {
+      const { payload } = await jwtDecrypt(token, this.#key, {
+        keyManagementAlgorithms: ['dir'],
+        contentEncryptionAlgorithms: ['A256GCM'],
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      });
+      if (typeof payload.sub !== 'string' || payload.sub.length === 0) return { ok: false, reason: 'no_subject' };
+      return { ok: true, userId: payload.sub, expiresAt: payload.exp };
+    } catch (error) {
+      if (error instanceof errors.JWTExpired) return { ok: false, reason: 'expired' };
+      if (error instanceof errors.JWEDecryptionFailed) return { ok: false, reason: 'bad_key' };
+      return { ok: false, reason: 'malformed' };
+    }
+  }
+}

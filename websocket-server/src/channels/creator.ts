@@ -1,0 +1,13 @@
+/**
+ * `creator_{creatorId}`: public activity of a creator (new posts as summaries, profile changes).
+ * Any signed-in user may read it, so nothing private is ever published here: a new subscriber,
+ * for example, is told to the creator's own notifications channel instead.
+ */
+import { allow, notFound, type ChannelPolicy } from './policy.ts';
+
+export const creatorPolicy: ChannelPolicy = {
+  kind: 'creator',
+  async authorize(_principal, creatorId, { directory }) {
+    return (await directory.creatorExists(creatorId)) ? allow : notFound('no such creator');
+  },
+};

@@ -1,0 +1,37 @@
+/**
+ * Who may read a post (and so its channel). Shared with the Next.js app, which shows or hides
+ * the content by the same rule, so the page and the socket never disagree.
+ */
+import type { PostAccessFacts, SubscriptionFacts, Tier } from '../data/directory.ts';
+
+const TIER_RANK: Record<Tier, number> = { BASIC: 1, PREMIUM: 2, VIP: 3 };
+
+export function tierSatisfies(held: Tier, required: Tier): boolean {
+  return TIER_RANK[held] >= TIER_RANK[required];
+}
+
+/** Active, unexpired (null = never expires) and of a sufficient tier. */
+export function subscriptionGrants(subscription: SubscriptionFacts | null, required: Tier, now: Date): boolean {
+  if (!subscription || subscription.status !== 'ACTIVE') return false;
+  if (subscription.expiresAt !== null && subscription.expiresAt.getTime() <= now.getTime()) return false;
+  return tierSatisfies(subscription.tier, required);
+}
+
+export type PostAccessReason = 'public' | 'author' | 'subscriber' | 'buyer';
+
+export interface PostAccessInput {
+  viewerId: string;
+  post: PostAccessFacts;
+  subscription: SubscriptionFacts | null;
+  purchased: boolean;
+  now: Date;
+}
+
+/** The reason access is granted, or null when it is not. */
+export function postAccess({ viewerId, post, subscription, purchased, now }: PostAccessInput): PostAccessReason | null {
+  if (!post.isLocked) return 'public';
+  if (post.authorId === viewerId) return 'author';
+  if (subscriptionGrants(subscription, post.requiredTier, now)) return 'subscriber';
+  if (purchased) return 'buyer';
+  return null;
+}

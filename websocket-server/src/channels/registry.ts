@@ -1,0 +1,38 @@
+/**
+ * Maps a channel name to its kind's policy. Typed as a record over every kind in the protocol,
+ * so adding a kind there fails to compile until its policy file exists here. Unknown kinds and
+ * malformed names are refused before any lookup (deny by default).
+ */
+import { parseChannel, type ChannelKind, type ParsedChannel } from '../protocol/index.ts';
+import { creatorPolicy } from './creator.ts';
+import { feedPolicy } from './feed.ts';
+import { notificationsPolicy } from './notifications.ts';
+import type { ChannelContext, ChannelPolicy, Principal, Refusal } from './policy.ts';
+import { postPolicy } from './post.ts';
+
+export const policies: Readonly<Record<ChannelKind, ChannelPolicy>> = {
+  notifications: notificationsPolicy,
+  feed: feedPolicy,
+  creator: creatorPolicy,
+  post: postPolicy,
+};
+
+export type SubscribeDecision =
+  | { ok: true; channel: ParsedChannel; policy: ChannelPolicy }
+  | Refusal
+  | { ok: false; code: 'invalid_channel'; message: string };
+
+export async function authorizeSubscription(
+  principal: Principal,
+  channelName: string,
+  context: ChannelContext,
+): Promise<SubscribeDecision> {
+  const parsed = parseChannel(channelName);
+  if (!parsed.ok) {
+    const message = parsed.reason === 'unknown_kind' ? 'unknown channel kind' : 'malformed channel name';
+    return { ok: false, code: 'invalid_channel', message };
+  }
+  const policy = policies[parsed.channel.kind];
+  const decision = await policy.authorize(principal, parsed.channel.id, context);
+  return decision.ok ? { ok: true, channel: parsed.channel, policy } : decision;
+}

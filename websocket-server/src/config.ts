@@ -1,0 +1,100 @@
+/**
+ * Environment parsed once at start-up. Anything wrong fails fast with every problem listed,
+ * before a port is opened.
+ */
+import { z } from 'zod';
+
+const commaList = z
+  .string()
+  .optional()
+  .transform((value) => (value ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+
+const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+const envSchema = z.object({
+  /** 0 picks a free port (tests); the chosen port is logged and sent to a parent process. */
+  WS_PORT: z.coerce.number().int().min(0).max(65535).default(3002),
+  WS_HOST: z.string().default('0.0.0.0'),
+  DATABASE_URL: z.string().min(1, 'DATABASE_URL is required (postgresql://…)'),
+  /** Without it the server uses an in-process broker: one machine, `POST /publish` only. */
+  REDIS_URL: z.string().optional(),
+  /** Prefix of every Redis pub/sub channel; publishers use `PUBLISH <prefix><channel>`. */
+  REDIS_CHANNEL_PREFIX: z.string().default('ws:'),
+  NEXTAUTH_SECRET: z.string().min(1, 'NEXTAUTH_SECRET is required (the Next.js app’s secret)'),
+  /** Bearer secret for `POST /publish`; the endpoint answers 503 when it is not set. */
+  WS_PUBLISH_SECRET: z.string().optional(),
+  /** Comma-separated list of accepted Origin values; empty accepts any origin. */
+  ALLOWED_ORIGINS: commaList,
+  HEARTBEAT_INTERVAL_MS: ms(30_000),
+  /** Largest client frame in bytes; client frames are small JSON commands. */
+  MAX_PAYLOAD_BYTES: z.coerce.number().int().min(256).default(16 * 1024),
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().positive().default(200),
+  /** Token bucket per connection: sustained frames per second and burst size. */
+  CLIENT_FRAMES_PER_SECOND: z.coerce.number().positive().default(50),
+  CLIENT_FRAME_BURST: z.coerce.number().int().positive().default(200),
+  /** Bytes queued for one socket beyond which it is closed as a slow consumer. */
+  MAX_BUFFERED_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024),
+  UNREAD_NOTIFICATIONS_LIMIT: z.coerce.number().int().positive().max(500).default(50),
+  /** Longest a shutdown waits for sockets to close before it ends the process anyway. */
+  SHUTDOWN_TIMEOUT_MS: ms(5_000),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+  NODE_ID: z.string().optional(),
+});
+
+export type Config = {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  redisUrl: string | undefined;
+  redisChannelPrefix: string;
+  nextAuthSecret: string;
+  publishSecret: string | undefined;
+  allowedOrigins: readonly string[];
+  heartbeatIntervalMs: number;
+  maxPayloadBytes: number;
+  maxSubscriptionsPerConnection: number;
+  clientFramesPerSecond: number;
+  clientFrameBurst: number;
+  maxBufferedBytes: number;
+  unreadNotificationsLimit: number;
+  shutdownTimeoutMs: number;
+  logLevel: string;
+  logFormat: 'json' | 'pretty';
+  nodeId: string | undefined;
+};
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const empty = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const parsed = envSchema.safeParse(empty);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    throw new ConfigError(`invalid WebSocket server configuration:\n${problems}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.WS_PORT,
+    host: e.WS_HOST,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisChannelPrefix: e.REDIS_CHANNEL_PREFIX,
+    nextAuthSecret: e.NEXTAUTH_SECRET,
+    publishSecret: e.WS_PUBLISH_SECRET,
+    allowedOrigins: e.ALLOWED_ORIGINS,
+    heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
+    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
+    maxSubscriptionsPerConnection: e.MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    clientFramesPerSecond: e.CLIENT_FRAMES_PER_SECOND,
+    clientFrameBurst: e.CLIENT_FRAME_BURST,
+    maxBufferedBytes: e.MAX_BUFFERED_BYTES,
+    unreadNotificationsLimit: e.UNREAD_NOTIFICATIONS_LIMIT,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
+    nodeId: e.NODE_ID,
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * `POST /publish`: publishing for backends without Redis access (and for the single-machine
+ * default, where the broker is in-process). Body `{channel, type, data, id?}`, bearer
+ * `WS_PUBLISH_SECRET`. Answers 202 `{id}` once the broker took the event: with Redis every
+ * node receives it, not only this one.
+ */
+import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Broker } from '../broker/broker.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { parseChannel, publishRequestSchema, publishedEventSchema } from '../protocol/index.ts';
+import { BodyTooLargeError, readBody, sendJson } from './body.ts';
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+export interface PublishHandlerDeps {
+  broker: Broker;
+  secret: string | undefined;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/** Constant-time comparison of two strings of any length (hashing equalizes the lengths). */
+function secretsMatch(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+export function createPublishHandler({ broker, secret, metrics, logger }: PublishHandlerDeps) {
+  return async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const reply = (status: number, body: unknown) => {
+      metrics.published.inc({ status: String(status) });
+      sendJson(response, status, body);
+    };
+    if (!secret) {
+      reply(503, { error: 'publish_disabled', message: 'set WS_PUBLISH_SECRET to enable POST /publish' });
+      return;
+    }
+    const match = /^Bearer\s+(.+)$/i.exec(request.headers.authorization?.trim() ?? '');
+    if (!match?.[1] || !secretsMatch(match[1], secret)) {
+      reply(401, { error: 'unauthorized', message: 'Authorization: Bearer <WS_PUBLISH_SECRET> required' });
+      return;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(await readBody(request, MAX_BODY_BYTES));
+    } catch (error) {
+      const tooLarge = error instanceof BodyTooLargeError;
+      reply(tooLarge ? 413 : 400, { error: 'bad_request', message: tooLarge ? error.message : 'body is not valid JSON' });
+      return;
+    }
+    const envelope = publishRequestSchema.safeParse(body);
+    if (!envelope.success) {
+      reply(400, { error: 'bad_request', message: describe(envelope.error.issues) });
+      return;
+    }
+    const { channel, ...rest } = envelope.data;
+    if (!parseChannel(channel).ok) {
+      reply(400, { error: 'invalid_channel', message: `invalid channel ${JSON.stringify(channel)}` });
+      return;
+    }
+    const event = publishedEventSchema.safeParse({ ...rest, id: rest.id ?? randomUUID(), ts: Date.now() });
+    if (!event.success) {
+      reply(400, { error: 'bad_request', message: describe(event.error.issues) });
+      return;
+    }
+    try {
+      await broker.publish(channel, JSON.stringify(event.data));
+    } catch (error) {
+      logger.warn('publish failed', { channel, error: (error as Error).message });
+      reply(503, { error: 'broker_unavailable', message: 'the broker could not take the event; retry' });
+      return;
+    }
+    reply(202, { id: event.data.id, channel });
+  };
+}
+
+function describe(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  return issues.map((i) => `${i.path.map(String).join('.') || 'body'}: ${i.message}`).join('; ');
+}

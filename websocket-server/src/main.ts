@@ -1,0 +1,98 @@
+/**
+ * The only wiring point: configuration, logger, database, broker, server, signals.
+ *
+ * Under PM2 (`wait_ready: true`) the process sends 'ready' once it listens; any parent process
+ * with an IPC channel (tests) also receives `{type:'listening', port}` to learn a port chosen
+ * with WS_PORT=0.
+ */
+import { hostname } from 'node:os';
+import { SessionVerifier } from './auth/session-verifier.ts';
+import type { Broker } from './broker/broker.ts';
+import { MemoryBroker } from './broker/memory.ts';
+import { RedisBroker } from './broker/redis.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { PrismaDirectory } from './data/prisma-directory.ts';
+import { createLogger } from './logger.ts';
+import { Metrics } from './metrics.ts';
+import { RealtimeServer } from './server.ts';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const nodeId = config.nodeId ?? `${hostname()}:${process.pid}`;
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, nodeId });
+  const metrics = new Metrics({ collectProcessMetrics: true });
+  const directory = new PrismaDirectory(config.databaseUrl);
+
+  let broker: Broker;
+  if (config.redisUrl) {
+    const redis = new RedisBroker({ url: config.redisUrl, channelPrefix: config.redisChannelPrefix, logger });
+    broker = redis;
+    // Start even if Redis is late: ioredis keeps reconnecting, and /health reports it.
+    await redis.ready().catch((error: Error) => logger.warn('starting before Redis is ready', { error: error.message }));
+  } else {
+    broker = new MemoryBroker();
+    logger.info('REDIS_URL not set: in-process broker, single node; publish with POST /publish');
+  }
+
+  const server = new RealtimeServer(
+    {
+      host: config.host,
+      port: config.port,
+      nodeId,
+      allowedOrigins: config.allowedOrigins,
+      publishSecret: config.publishSecret,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      maxPayloadBytes: config.maxPayloadBytes,
+      unreadNotificationsLimit: config.unreadNotificationsLimit,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+      limits: {
+        maxSubscriptions: config.maxSubscriptionsPerConnection,
+        framesPerSecond: config.clientFramesPerSecond,
+        frameBurst: config.clientFrameBurst,
+        maxBufferedBytes: config.maxBufferedBytes,
+      },
+    },
+    { broker, directory, verifier: new SessionVerifier(config.nextAuthSecret), metrics, logger },
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('signal received', { signal });
+    // A last resort in case a close hangs; PM2's kill_timeout must stay above this.
+    setTimeout(() => {
+      logger.error('shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 2_000).unref();
+    await server.close();
+    await Promise.allSettled([broker.close(), directory.close()]);
+    logger.info('bye');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  // PM2 on Windows and some supervisors send a 'shutdown' message instead of a signal.
+  process.on('message', (message) => {
+    if (message === 'shutdown') void stop('shutdown message');
+  });
+
+  const port = await server.listen();
+  logger.info('listening', { host: config.host, port, broker: broker.kind, origins: config.allowedOrigins.length || 'any' });
+  process.send?.('ready');
+  process.send?.({ type: 'listening', port });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`fatal: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

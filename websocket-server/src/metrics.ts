@@ -1,0 +1,85 @@
+/**
+ * Prometheus metrics, in one registry per server instance (so several servers in one process,
+ * as in tests, never collide). Exposed at `GET /metrics`.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ChannelKind, ErrorCode } from './protocol/index.ts';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly connections = new Gauge({
+    name: 'ws_connections',
+    help: 'Open authenticated WebSocket connections',
+    registers: [this.registry],
+  });
+  readonly connectionsTotal = new Counter({
+    name: 'ws_connections_total',
+    help: 'Authenticated connections accepted since start',
+    registers: [this.registry],
+  });
+  readonly handshakeRejections = new Counter({
+    name: 'ws_handshake_rejections_total',
+    help: 'Upgrades refused, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly subscriptions = new Gauge({
+    name: 'ws_subscriptions',
+    help: 'Active subscriptions (connection × channel), by channel kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly channels = new Gauge({
+    name: 'ws_channels',
+    help: 'Channels with at least one local subscriber',
+    registers: [this.registry],
+  });
+  readonly messagesSent = new Counter({
+    name: 'ws_messages_sent_total',
+    help: 'Push frames written to sockets (one per subscriber per event)',
+    registers: [this.registry],
+  });
+  readonly eventsReceived = new Counter({
+    name: 'ws_broker_events_total',
+    help: 'Events received from the broker, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly published = new Counter({
+    name: 'ws_http_publish_total',
+    help: 'POST /publish requests, by HTTP status',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly replyErrors = new Counter({
+    name: 'ws_reply_errors_total',
+    help: 'Error replies sent to clients, by code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly disconnects = new Counter({
+    name: 'ws_disconnects_total',
+    help: 'Closed connections, by close code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly subscribeDuration = new Histogram({
+    name: 'ws_subscribe_duration_seconds',
+    help: 'Time to authorize a subscription (database lookups included)',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  constructor(options: { collectProcessMetrics: boolean }) {
+    if (options.collectProcessMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  replyError(code: ErrorCode): void {
+    this.replyErrors.inc({ code });
+  }
+
+  subscribed(kind: ChannelKind, delta: 1 | -1): void {
+    this.subscriptions.inc({ kind }, delta);
+  }
+}

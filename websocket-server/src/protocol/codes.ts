@@ -1,0 +1,51 @@
+/**
+ * Error codes carried by `{"type":"error"}` replies (the connection stays open) and close codes
+ * that end a connection. Clients decide what to do from the close code alone, see
+ * `closeCodeAction`.
+ */
+
+export const ERROR_CODES = [
+  'bad_request', // frame is not JSON, not an object, or fails the schema
+  'invalid_channel', // channel name malformed or of an unknown kind
+  'forbidden', // channel exists but this user may not read it
+  'not_found', // the user, creator or post the channel names does not exist
+  'too_many_subscriptions', // per-connection cap reached
+  'not_subscribed', // unsubscribe from a channel this connection does not hold
+  'internal_error', // the server failed while answering; safe to retry
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export const CLOSE_CODES = {
+  /** Normal close by either side. */
+  normal: 1000,
+  /** Server shutting down or restarting: reconnect (with backoff). */
+  goingAway: 1001,
+  /** Frame larger than the server's maxPayload (sent by ws itself). */
+  messageTooBig: 1009,
+  /** Unexpected server error: reconnect with backoff. */
+  internalError: 1011,
+  /** Server is starting or stopping: reconnect with backoff. */
+  tryAgainLater: 1013,
+  /** Missing, malformed, expired or foreign session token, or unknown user: do not reconnect
+   * until the user signs in again (a fresh token). */
+  unauthorized: 4001,
+  /** The client sent frames faster than the server accepts: reconnect after a backoff. */
+  rateLimited: 4029,
+  /** The client did not read its frames fast enough and the server's send buffer for it
+   * overflowed: reconnect after a backoff (events in between are lost). */
+  slowConsumer: 4030,
+} as const;
+export type CloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];
+
+export type CloseAction = 'reconnect' | 'reauthenticate' | 'stop';
+
+/**
+ * What a client should do after a close. 4001 asks for a new token (sign in again) rather than a
+ * blind retry, so an expired session never turns into a reconnect storm. 1000 is a deliberate
+ * close. Everything else, including 1006 (connection lost, no close frame), is transient.
+ */
+export function closeCodeAction(code: number): CloseAction {
+  if (code === CLOSE_CODES.unauthorized) return 'reauthenticate';
+  if (code === CLOSE_CODES.normal) return 'stop';
+  return 'reconnect';
+}

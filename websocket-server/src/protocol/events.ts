@@ -1,0 +1,79 @@
+/**
+ * Events pushed to clients, with the schema of each event's `data`. Publishers (the Next.js
+ * API routes, or any backend through Redis or `POST /publish`) send `{type, data}`; the server
+ * checks `data` against the schema here before fanning it out, so a subscriber never receives
+ * a shape this file does not describe. Schemas are loose objects: extra fields pass through, so
+ * a publisher can add a field before every client knows it.
+ */
+import { z } from 'zod';
+
+const id = z.string().min(1).max(64);
+const isoDate = z.string().min(1).max(40);
+const count = z.number().int().nonnegative();
+
+export const notificationSchema = z.looseObject({
+  id,
+  type: z.string().min(1).max(64),
+  title: z.string().max(200),
+  message: z.string().max(2000),
+  isRead: z.boolean(),
+  createdAt: isoDate,
+  data: z.unknown().optional(),
+});
+export type NotificationPayload = z.infer<typeof notificationSchema>;
+
+/** What public channels may say about a post: never the content of a locked one. */
+export const postSummarySchema = z.looseObject({
+  id,
+  authorId: id,
+  title: z.string().max(300),
+  isLocked: z.boolean(),
+  requiredTier: z.string().max(32).optional(),
+  excerpt: z.string().max(500).optional(),
+  createdAt: isoDate,
+});
+export type PostSummary = z.infer<typeof postSummarySchema>;
+
+export const commentSchema = z.looseObject({
+  id,
+  postId: id,
+  authorId: id,
+  authorName: z.string().max(200),
+  content: z.string().max(5000),
+  createdAt: isoDate,
+});
+export type CommentPayload = z.infer<typeof commentSchema>;
+
+export const eventDataSchemas = {
+  notification: z.looseObject({ notification: notificationSchema }),
+  /** notificationId null means "all of them" (mark all read). */
+  notification_read: z.looseObject({ notificationId: id.nullable(), unreadCount: count }),
+  notifications_cleared: z.looseObject({ unreadCount: count }),
+  unread_notifications: z.looseObject({ notifications: z.array(notificationSchema), count }),
+  post_liked: z.looseObject({ postId: id, userId: id, likesCount: count }),
+  post_unliked: z.looseObject({ postId: id, userId: id, likesCount: count }),
+  post_created: z.looseObject({ post: postSummarySchema }),
+  post_deleted: z.looseObject({ postId: id, authorId: id }),
+  comment_added: z.looseObject({ comment: commentSchema, commentsCount: count }),
+  comment_deleted: z.looseObject({ commentId: id, postId: id, commentsCount: count }),
+  creator_updated: z.looseObject({ creatorId: id, name: z.string().max(200).optional(), bio: z.string().max(2000).optional() }),
+  new_subscription: z.looseObject({
+    subscriptionId: id,
+    subscriberId: id,
+    subscriberName: z.string().max(200),
+    tier: z.string().max(32),
+  }),
+  feed_update: z.looseObject({
+    reason: z.enum(['post_created', 'post_deleted']),
+    postId: id,
+    post: postSummarySchema.optional(),
+  }),
+} as const;
+
+export type EventType = keyof typeof eventDataSchemas;
+export const EVENT_TYPES = Object.keys(eventDataSchemas) as EventType[];
+export type EventData<T extends EventType> = z.infer<(typeof eventDataSchemas)[T]>;
+
+export function isEventType(value: unknown): value is EventType {
+  return typeof value === 'string' && Object.hasOwn(eventDataSchemas, value);
+}

@@ -1,0 +1,88 @@
+/**
+ * Wire frames. Three envelopes, as in Centrifugo and Phoenix: a client request carrying an
+ * optional `id`, a reply echoing that `id` (a result or an error), and a push carrying a
+ * `channel`. Everything is JSON text.
+ */
+import { z } from 'zod';
+import { MAX_CHANNEL_NAME_LENGTH } from './channels.ts';
+import { ERROR_CODES, type ErrorCode } from './codes.ts';
+import { EVENT_TYPES, eventDataSchemas, isEventType, type EventData, type EventType } from './events.ts';
+
+/** Request ids are chosen by the client and echoed verbatim. */
+export const requestIdSchema = z.union([z.number().int().safe(), z.string().max(64)]);
+export type RequestId = z.infer<typeof requestIdSchema>;
+
+const channelField = z.string().min(1).max(MAX_CHANNEL_NAME_LENGTH);
+
+export const clientFrameSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('subscribe'), channel: channelField, id: requestIdSchema.optional() }),
+  z.strictObject({ type: z.literal('unsubscribe'), channel: channelField, id: requestIdSchema.optional() }),
+  z.strictObject({ type: z.literal('ping'), id: requestIdSchema.optional() }),
+]);
+export type ClientFrame = z.infer<typeof clientFrameSchema>;
+
+export type ConnectedFrame = { type: 'connected'; userId: string; connectionId: string };
+export type SubscribedFrame = { type: 'subscribed'; channel: string; id?: RequestId };
+export type UnsubscribedFrame = { type: 'unsubscribed'; channel: string; id?: RequestId };
+export type PongFrame = { type: 'pong'; id?: RequestId; ts: number };
+export type ErrorFrame = { type: 'error'; id?: RequestId; code: ErrorCode; message: string; channel?: string };
+
+export type PushFrame<T extends EventType = EventType> = {
+  [K in T]: { type: K; channel: string; data: EventData<K>; id: string; ts: number };
+}[T];
+
+export type ReplyFrame = SubscribedFrame | UnsubscribedFrame | PongFrame | ErrorFrame;
+export type ServerFrame = ConnectedFrame | ReplyFrame | PushFrame;
+
+/** What a publisher hands to Redis (`PUBLISH ws:<channel> …`) or to `POST /publish`. */
+export const publishedEventSchema = z
+  .object({
+    type: z.enum(EVENT_TYPES as [EventType, ...EventType[]]),
+    data: z.record(z.string(), z.unknown()),
+    id: z.string().min(1).max(64).optional(),
+    ts: z.number().int().nonnegative().optional(),
+  })
+  .superRefine((event, ctx) => {
+    const result = eventDataSchemas[event.type].safeParse(event.data);
+    if (!result.success) {
+      for (const issue of result.error.issues) ctx.addIssue({ ...issue, path: ['data', ...issue.path] } as never);
+    }
+  });
+export type PublishedEvent = z.infer<typeof publishedEventSchema>;
+
+/** The body of `POST /publish`. */
+export const publishRequestSchema = z.object({
+  channel: channelField,
+  type: z.string(),
+  data: z.unknown(),
+  id: z.string().min(1).max(64).optional(),
+});
+
+/** Parses one client frame from raw text; never throws. */
+export function parseClientFrame(
+  text: string,
+): { ok: true; frame: ClientFrame } | { ok: false; id?: RequestId; message: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, message: 'frame is not valid JSON' };
+  }
+  const result = clientFrameSchema.safeParse(value);
+  if (result.success) return { ok: true, frame: result.data };
+  const id = requestIdSchema.safeParse((value as { id?: unknown } | null)?.id);
+  const type = (value as { type?: unknown } | null)?.type;
+  const message =
+    typeof value !== 'object' || value === null || Array.isArray(value)
+      ? 'frame must be a JSON object'
+      : typeof type !== 'string' || !['subscribe', 'unsubscribe', 'ping'].includes(type)
+        ? `unknown frame type ${JSON.stringify(type ?? null).slice(0, 40)}`
+        : `invalid ${type} frame: ${result.error.issues.map((i) => `${i.path.join('.') || 'frame'} ${i.message}`).join('; ')}`;
+  return id.success && id.data !== undefined ? { ok: false, id: id.data, message } : { ok: false, message };
+}
+
+export function isPushFrame(frame: ServerFrame): frame is PushFrame {
+  return isEventType(frame.type);
+}
+
+export { ERROR_CODES };
