@@ -1,0 +1,106 @@
+import { expect } from 'chai';
+import { CLOSE_CODES } from '../../src/protocol/index.ts';
+import { TestClient } from '../support/client.ts';
+import { Fixtures } from '../support/fixtures.ts';
+import { startServer, type ServerProcess } from '../support/server-process.ts';
+import { mintSessionToken } from '../support/tokens.ts';
+
+describe('RealtimeServer › lifecycle', () => {
+  let fixtures: Fixtures;
+  let token: string;
+
+  before(async () => {
+    fixtures = new Fixtures();
+    token = await mintSessionToken((await fixtures.user()).id);
+  });
+  after(() => fixtures.close());
+
+  describe('heartbeat', () => {
+    let server: ServerProcess;
+    before(async () => {
+      server = await startServer({ broker: 'memory', env: { HEARTBEAT_INTERVAL_MS: '150' } });
+    });
+    after(() => server.stop());
+
+    it('terminates a socket that does not answer pings, and keeps one that does', async () => {
+      const silent = await TestClient.connect(server.url, { token, autoPong: false });
+      const healthy = await TestClient.connect(server.url, { token });
+      let pings = 0;
+      healthy.ws.on('ping', () => pings++);
+      const closed = await silent.closed;
+      // Terminated without a close frame: the client sees an abnormal closure.
+      expect(closed.code).to.equal(1006);
+      expect(pings).to.be.greaterThan(0);
+      expect((await healthy.request({ type: 'ping' })).type).to.equal('pong');
+      expect(server.log()).to.include('terminating unresponsive connection');
+      healthy.close();
+    });
+  });
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`on ${signal}: closes every socket with 1001 and exits 0`, async () => {
+      const server = await startServer();
+      const clients = await Promise.all([1, 2, 3].map(() => TestClient.connect(server.url, { token })));
+      await clients[0]!.mustSubscribe('creator_doesnotmatter'.replace('doesnotmatter', (await fixtures.creator()).id));
+      const started = Date.now();
+      const exitCode = await server.stop(signal);
+      const codes = await Promise.all(clients.map(async (c) => (await c.closed).code));
+      expect(codes).to.deep.equal([CLOSE_CODES.goingAway, CLOSE_CODES.goingAway, CLOSE_CODES.goingAway]);
+      expect(exitCode).to.equal(0);
+      // PM2's default kill_timeout is 1.6 s; the ecosystem file raises it, but a drain with
+      // cooperative clients should need far less.
+      expect(Date.now() - started).to.be.lessThan(5_000);
+    });
+  }
+
+  describe('GET /health and GET /metrics', () => {
+    let server: ServerProcess;
+    before(async () => {
+      server = await startServer();
+    });
+    after(() => server.stop());
+
+    it('reports status, connections, channels and the state of Redis and the database', async () => {
+      const user = await fixtures.user();
+      const client = await TestClient.connect(server.url, { token: await mintSessionToken(user.id) });
+      await client.mustSubscribe(`feed_${user.id}`);
+      const response = await fetch(`${server.httpUrl}/health`);
+      expect(response.status).to.equal(200);
+      const body = (await response.json()) as Record<string, unknown>;
+      expect(body).to.include({ status: 'ok', redis: 'ready', database: 'up', state: 'running' });
+      expect(body.connections).to.equal(1);
+      expect(body.channels).to.equal(1);
+      client.close();
+    });
+
+    it('exposes Prometheus metrics', async () => {
+      const user = await fixtures.user();
+      const client = await TestClient.connect(server.url, { token: await mintSessionToken(user.id) });
+      await client.subscribe(`feed_${user.id}`);
+      await client.subscribe(`feed_someoneelse1`);
+      const response = await fetch(`${server.httpUrl}/metrics`);
+      expect(response.status).to.equal(200);
+      expect(response.headers.get('content-type')).to.match(/text\/plain/);
+      const text = await response.text();
+      expect(text).to.match(/^ws_connections 1$/m);
+      expect(text).to.match(/^ws_subscriptions\{kind="feed"\} 1$/m);
+      expect(text).to.match(/^ws_reply_errors_total\{code="forbidden"\} 1$/m);
+      expect(text).to.include('process_resident_memory_bytes');
+      client.close();
+    });
+  });
+
+  it('starts without Redis reachable, reports it down, and still serves connections', async () => {
+    const server = await startServer({ env: { REDIS_URL: 'redis://127.0.0.1:1' } });
+    try {
+      const response = await fetch(`${server.httpUrl}/health`);
+      expect(response.status).to.equal(503);
+      expect((await response.json()) as Record<string, unknown>).to.include({ status: 'degraded', redis: 'down', database: 'up' });
+      const client = await TestClient.connect(server.url, { token });
+      expect((await client.request({ type: 'ping' })).type).to.equal('pong');
+      client.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
