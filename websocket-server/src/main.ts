@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     const redis = new RedisBroker({ url: config.redisUrl, channelPrefix: config.redisChannelPrefix, logger });
     broker = redis;
     // Start even if Redis is late: ioredis keeps reconnecting, and /health reports it.
-    await redis.ready().catch((error: Error) => logger.warn('starting before Redis is ready', { error: error.message }));
+    await redis.ready(2_000).catch((error: Error) => logger.warn('starting before Redis is ready', { error: error.message }));
   } else {
     broker = new MemoryBroker();
     logger.info('REDIS_URL not set: in-process broker, single node; publish with POST /publish');
