@@ -34,7 +34,7 @@ async function main(): Promise<void> {
 
   let broker: Broker;
   if (config.redisUrl) {
-    const redis = new RedisBroker({ url: config.redisUrl, channelPrefix: config.redisChannelPrefix, logger });
+    const redis = new RedisBroker({ url: config.redisUrl, channelPrefix: config.redisChannelPrefix, logger, nodeId });
     broker = redis;
     // Start even if Redis is late: ioredis keeps reconnecting, and /health reports it.
     await redis.ready(2_000).catch((error: Error) => logger.warn('starting before Redis is ready', { error: error.message }));

@@ -15,6 +15,8 @@ export interface RedisBrokerOptions {
   url: string;
   channelPrefix: string;
   logger: Logger;
+  /** Shown in Redis `CLIENT LIST` as `fonana-ws-sub:<nodeId>` to tell nodes apart. */
+  nodeId?: string;
 }
 
 export class RedisBroker implements Broker {
@@ -26,12 +28,12 @@ export class RedisBroker implements Broker {
   #handler: BrokerMessageHandler = () => {};
   #closed = false;
 
-  constructor({ url, channelPrefix, logger }: RedisBrokerOptions) {
+  constructor({ url, channelPrefix, logger, nodeId }: RedisBrokerOptions) {
     this.#prefix = channelPrefix;
     this.#logger = logger.child({ component: 'redis-broker' });
     const retryStrategy = (attempt: number) => Math.min(100 * 2 ** attempt, 5_000);
-    this.#subscriber = new Redis(url, { retryStrategy, maxRetriesPerRequest: null, connectionName: 'fonana-ws-sub' });
-    this.#publisher = new Redis(url, { retryStrategy, enableOfflineQueue: false, connectionName: 'fonana-ws-pub' });
+    this.#subscriber = new Redis(url, { retryStrategy, maxRetriesPerRequest: null, connectionName: connectionName('sub', nodeId) });
+    this.#publisher = new Redis(url, { retryStrategy, enableOfflineQueue: false, connectionName: connectionName('pub', nodeId) });
     for (const [role, client] of [['subscriber', this.#subscriber], ['publisher', this.#publisher]] as const) {
       // Without an error listener an unreachable Redis would crash the process.
       client.on('error', (error: Error) => this.#logger.warn('redis error', { role, error: error.message }));
@@ -86,6 +88,11 @@ export class RedisBroker implements Broker {
     this.#subscriber.disconnect();
     this.#publisher.disconnect();
   }
+}
+
+/** Redis client names allow no spaces; keep them to a safe alphabet. */
+function connectionName(role: 'sub' | 'pub', nodeId: string | undefined): string {
+  return `fonana-ws-${role}${nodeId ? `:${nodeId.replace(/[^A-Za-z0-9:._-]/g, '_')}` : ''}`;
 }
 
 function combine(...statuses: string[]): BrokerState {

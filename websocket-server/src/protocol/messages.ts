@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { MAX_CHANNEL_NAME_LENGTH } from './channels.ts';
-import { ERROR_CODES, type ErrorCode } from './codes.ts';
+import type { ErrorCode } from './codes.ts';
 import { EVENT_TYPES, eventDataSchemas, isEventType, type EventData, type EventType } from './events.ts';
 
 /** Request ids are chosen by the client and echoed verbatim. */
@@ -85,4 +85,3 @@ export function isPushFrame(frame: ServerFrame): frame is PushFrame {
   return isEventType(frame.type);
 }
 
-export { ERROR_CODES };
