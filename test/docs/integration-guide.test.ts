@@ -1,0 +1,210 @@
+/**
+ * Every code block of API_INTEGRATION_GUIDE.md is run or checked here, against a real server,
+ * Redis and the scratch database. A block must carry a `<!-- check: NAME … -->` marker and NAME
+ * must have a check below; a block without one fails the first test, so the guide cannot grow
+ * an unexercised sample.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseChannel, publishRequestSchema, publishedEventSchema } from '../../websocket-server/src/protocol/index.ts';
+import { TestClient } from '../../websocket-server/test/support/client.ts';
+import { Fixtures } from '../../websocket-server/test/support/fixtures.ts';
+import { startServer, type ServerProcess } from '../../websocket-server/test/support/server-process.ts';
+import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts';
+import { testDatabaseUrl, testRedisPrefix, testRedisUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Block {
+  check: string;
+  lang: string;
+  code: string;
+}
+
+async function guideBlocks(): Promise<{ blocks: Block[]; unmarked: string[] }> {
+  const text = await readFile(join(ROOT, 'API_INTEGRATION_GUIDE.md'), 'utf8');
+  const lines = text.split('\n');
+  const blocks: Block[] = [];
+  const unmarked: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\w*)\s*$/.exec(lines[i]!);
+    if (!open) continue;
+    const end = lines.indexOf('```', i + 1);
+    const code = lines.slice(i + 1, end).join('\n');
+    const marker = /^<!-- check: ([\w-]+)/.exec(lines[i - 1] ?? '');
+    // Diagrams (```text) are not code.
+    if (open[1] !== 'text') {
+      if (marker) blocks.push({ check: marker[1]!, lang: open[1]!, code });
+      else unmarked.push(`line ${i + 1}: ${code.split('\n')[0]}`);
+    }
+    i = end;
+  }
+  return { blocks, unmarked };
+}
+
+function run(command: string, args: string[], env: Record<string, string>, cwd = ROOT) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string; child: ReturnType<typeof spawn> }>((resolve) => {
+    const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, child });
+    });
+  });
+}
+
+describe('API_INTEGRATION_GUIDE.md', () => {
+  let blocks: Block[];
+  let server: ServerProcess;
+  let fixtures: Fixtures;
+  let watcher: TestClient;
+  let tmp: string;
+  let env: Record<string, string>;
+
+  const block = (name: string) => {
+    const found = blocks.find((b) => b.check === name);
+    if (!found) throw new Error(`no block marked ${name}`);
+    return found;
+  };
+
+  before(async () => {
+    ({ blocks } = await guideBlocks());
+    fixtures = new Fixtures();
+    server = await startServer();
+    const alice = await fixtures.creator('alice');
+    // The guide's examples use post 42; the scratch database is this run's own.
+    await fixtures.prisma.post.create({ data: { id: '42', authorId: alice.id, title: 'Hello', content: 'c' } });
+    const reader = await fixtures.user({ name: 'reader' });
+    watcher = await TestClient.connect(server.url, { token: await mintSessionToken(reader.id) });
+    await watcher.mustSubscribe('post_42');
+    tmp = await mkdtemp(join(ROOT, 'test/docs/.run-'));
+    env = {
+      REDIS_URL: testRedisUrl(),
+      REDIS_CHANNEL_PREFIX: testRedisPrefix('ws:'),
+      WS_HTTP_URL: server.httpUrl,
+      WS_URL: server.url,
+      WS_PUBLISH_SECRET: TEST_PUBLISH_SECRET,
+    };
+  });
+  after(async () => {
+    watcher?.close();
+    await server?.stop();
+    await fixtures?.close();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('marks every code block with the check that exercises it', async () => {
+    const { unmarked } = await guideBlocks();
+    expect(unmarked).to.deep.equal([]);
+    const known = ['publisher-helpers', 'redis-cli', 'curl', 'python', 'event-examples', 'node-client', 'hook-usage'];
+    expect(blocks.map((b) => b.check).filter((c) => !known.includes(c))).to.deep.equal([]);
+  });
+
+  it('redis-cli: the published event reaches a subscriber', async () => {
+    const result = await run('bash', ['-c', block('redis-cli').code], env);
+    expect(result.code, result.stderr).to.equal(0);
+    const push = await watcher.next((f) => f.type === 'post_liked' && (f.data as { likesCount: number }).likesCount === 3);
+    expect(push.channel).to.equal('post_42');
+  });
+
+  it('curl: POST /publish answers 202 and the event reaches a subscriber', async () => {
+    const result = await run('bash', ['-c', `${block('curl').code} -w ' %{http_code}'`], env);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/ 202$/);
+    await watcher.next((f) => f.type === 'comment_deleted');
+  });
+
+  it('python: POST /publish from the standard library', async () => {
+    const result = await run('python3', ['-c', block('python').code], env);
+    expect(result.code, result.stderr).to.equal(0);
+    const [status, id] = result.stdout.trim().split(' ');
+    expect(status).to.equal('202');
+    await watcher.next((f) => f.type === 'post_unliked' && f.id === id);
+  });
+
+  it('event-examples: one valid example per event, on a channel of the documented kind', () => {
+    const examples = JSON.parse(block('event-examples').code) as unknown[];
+    const types = new Set<string>();
+    for (const example of examples) {
+      const request = publishRequestSchema.parse(example);
+      expect(parseChannel(request.channel).ok, request.channel).to.equal(true);
+      const event = publishedEventSchema.safeParse({ type: request.type, data: request.data });
+      expect(event.success, `${request.type}: ${JSON.stringify(event.error?.issues)}`).to.equal(true);
+      types.add(request.type);
+    }
+    expect([...types].sort()).to.deep.equal(
+      ['comment_added', 'comment_deleted', 'creator_updated', 'feed_update', 'new_subscription', 'notification', 'notification_read',
+        'notifications_cleared', 'post_created', 'post_deleted', 'post_liked', 'post_unliked', 'unread_notifications'].sort(),
+    );
+  });
+
+  it('node-client: connects with a token, subscribes, prints the event and closes', async () => {
+    const file = join(tmp, 'node-client.ts');
+    await writeFile(file, block('node-client').code);
+    const user = await fixtures.user();
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, SESSION_TOKEN: await mintSessionToken(user.id) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    const ready = new Promise<void>((resolve) =>
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString();
+        if (stdout.includes('ready')) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      await ready;
+      const response = await fetch(`${server.httpUrl}/publish`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_PUBLISH_SECRET}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ channel: 'post_42', type: 'post_liked', data: { postId: '42', userId: user.id, likesCount: 5 } }),
+      });
+      expect(response.status).to.equal(202);
+      expect(await exited).to.equal(0);
+      expect(stdout).to.include('likes: 5').and.include('closed 1000');
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('publisher-helpers: the app helpers publish the like and store and push the notification', async () => {
+    const alice = await fixtures.creator('author');
+    const liker = await fixtures.user({ name: 'liker' });
+    const post = await fixtures.post(alice.id);
+    const author = await TestClient.connect(server.url, { token: await mintSessionToken(alice.id) });
+    await author.mustSubscribe(`notifications_${alice.id}`);
+    await author.mustSubscribe(`post_${post.id}`);
+    const file = join(tmp, 'publisher.ts');
+    const prelude = [
+      `const post = ${JSON.stringify({ id: post.id, authorId: alice.id, title: post.title, likesCount: 1 })};`,
+      `const liker = ${JSON.stringify({ id: liker.id, name: liker.name })};`,
+    ].join('\n');
+    const [imports, ...body] = block('publisher-helpers').code.split('\n\n');
+    await writeFile(file, `${imports}\n${prelude}\n${body.join('\n\n')}\nprocess.exit(0);\n`);
+    const result = await run(process.execPath, ['--import', 'tsx', file], {
+      ...env,
+      DATABASE_URL: testDatabaseUrl(),
+      NEXTAUTH_SECRET: TEST_NEXTAUTH_SECRET,
+      WS_PUBLISH_URL: server.httpUrl,
+    });
+    expect(result.code, result.stderr).to.equal(0);
+    const liked = await author.next((f) => f.type === 'post_liked');
+    expect(liked.data).to.deep.include({ postId: post.id, userId: liker.id, likesCount: 1 });
+    const pushed = await author.next((f) => f.type === 'notification');
+    const notification = (pushed.data as { notification: { id: string; title: string } }).notification;
+    expect(notification.title).to.equal('New like');
+    const stored = await fixtures.prisma.notification.findUnique({ where: { id: notification.id } });
+    expect(stored?.userId).to.equal(alice.id);
+    author.close();
+  });
+});
