@@ -1,0 +1,179 @@
+/**
+ * ecosystem.config.cjs under a real PM2 daemon (its own PM2_HOME in a temp dir): fonana-ws
+ * compiled to JavaScript, two processes in cluster mode on one port, events fanned out through
+ * Redis, and a `pm2 reload` that clients survive with one reconnect. `pm2 kill` at the end
+ * leaves nothing running.
+ *
+ * The Next.js app (`fonana`) is started only when `.next/BUILD_ID` exists (`npm run build`).
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { TestClient } from '../../websocket-server/test/support/client.ts';
+import { Fixtures } from '../../websocket-server/test/support/fixtures.ts';
+import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts';
+import { testDatabaseUrl, testRedisPrefix, testRedisUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
+import { buildServer, type ServerBuild } from './support/build.ts';
+import { repoRoot } from './support/paths.ts';
+import { isAlive, Pm2 } from './support/pm2.ts';
+import { freePort } from './support/ports.ts';
+import { health, publishFeedUpdate } from './support/publish.ts';
+import { ReconnectingClient } from './support/reconnecting-client.ts';
+
+const INSTANCES = 2;
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('PM2 (ecosystem.config.cjs)', function () {
+  this.timeout(120_000);
+
+  let build: ServerBuild;
+  let pm2: Pm2;
+  let logDir: string;
+  let port: number;
+  let httpUrl: string;
+  let wsUrl: string;
+  let fixtures: Fixtures;
+  let token: string;
+  let channel: string;
+  const clients: Array<TestClient | ReconnectingClient> = [];
+
+  before(async function () {
+    build = await buildServer();
+    logDir = await mkdtemp(path.join(tmpdir(), 'fonana-logs-'));
+    port = await freePort();
+    httpUrl = `http://127.0.0.1:${port}`;
+    wsUrl = `ws://127.0.0.1:${port}/ws`;
+    fixtures = new Fixtures();
+    const user = await fixtures.user({ name: 'pm2' });
+    token = await mintSessionToken(user.id);
+    channel = `feed_${user.id}`;
+    pm2 = await Pm2.create({
+      WS_INSTANCES: String(INSTANCES),
+      WS_PORT: String(port),
+      WS_HOST: '127.0.0.1',
+      WS_DIST_DIR: build.distDir,
+      LOG_DIR: logDir,
+      DATABASE_URL: testDatabaseUrl(),
+      REDIS_URL: testRedisUrl(),
+      REDIS_CHANNEL_PREFIX: testRedisPrefix('pm2:'),
+      NEXTAUTH_SECRET: TEST_NEXTAUTH_SECRET,
+      WS_PUBLISH_SECRET: TEST_PUBLISH_SECRET,
+      // Short drains keep the reload quick; kill_timeout follows from it.
+      SHUTDOWN_TIMEOUT_MS: '2000',
+      LOG_LEVEL: 'debug',
+    });
+  });
+
+  after(async function () {
+    for (const client of clients) client instanceof ReconnectingClient ? client.stop() : client.close();
+    await pm2?.kill();
+    await fixtures?.close();
+    await build?.remove();
+    if (logDir) await rm(logDir, { recursive: true, force: true });
+  });
+
+  it(`pm2 start runs fonana-ws compiled, in cluster mode, ${INSTANCES} processes on one port, healthy`, async function () {
+    const { stdout } = await pm2.run(['start', 'ecosystem.config.cjs', '--only', 'fonana-ws']);
+    expect(stdout).to.match(/waiting for app to be ready/);
+    const processes = await pm2.list();
+    expect(processes).to.have.length(INSTANCES);
+    for (const p of processes) {
+      expect(p).to.include({ name: 'fonana-ws', status: 'online', execMode: 'cluster_mode' });
+      // Plain JavaScript run by node: no TypeScript compiler at run time.
+      expect(p.execPath).to.equal(build.entry);
+    }
+    // Each fresh connection goes to the next process (round robin): both answer /health.
+    const nodeIds = new Set<unknown>();
+    await until('both processes to answer /health', async () => {
+      const answer = await health(httpUrl);
+      if (answer?.status === 200 && answer.body.status === 'ok') nodeIds.add(answer.body.nodeId);
+      return nodeIds.size === INSTANCES;
+    });
+  });
+
+  it('fans an event out through Redis to clients on every process', async function () {
+    const connected = await Promise.all(Array.from({ length: 4 }, () => TestClient.connect(wsUrl, { token })));
+    clients.push(...connected);
+    for (const client of connected) await client.mustSubscribe(channel);
+    const postId = await publishFeedUpdate(httpUrl, channel);
+    for (const client of connected) {
+      await client.next((f) => f.type === 'feed_update' && (f.data as { postId?: string }).postId === postId);
+    }
+    for (const client of connected) client.close();
+  });
+
+  it('pm2 reload fonana-ws: clients are closed with 1001, reconnect and receive the next event', async function () {
+    const before = await pm2.list();
+    const plain = await TestClient.connect(wsUrl, { token });
+    clients.push(plain);
+    const reconnecting = new ReconnectingClient(wsUrl, channel, { token });
+    clients.push(reconnecting);
+    await reconnecting.start();
+
+    const { stdout, ms } = await pm2.run(['reload', 'fonana-ws']);
+    expect(stdout).to.match(/fonana-ws/);
+
+    // Every old process is gone (SIGINT → drained → exit 0) and new ones took their place.
+    await until('old processes to exit', async () => before.every((p) => !isAlive(p.pid)));
+    const goneAt = Date.now();
+    const after = await pm2.list();
+    expect(after).to.have.length(INSTANCES);
+    for (const p of after) {
+      expect(p.status).to.equal('online');
+      expect(before.map((b) => b.pid)).not.to.include(p.pid);
+    }
+
+    expect((await plain.closed).code, 'close code of a client of a stopped process').to.equal(1001);
+    const client = await reconnecting.readySince(goneAt);
+    expect(reconnecting.closeCodes.length).to.be.greaterThan(0);
+    expect(reconnecting.closeCodes.every((code) => code === 1001), `close codes ${reconnecting.closeCodes.join(',')}`).to.equal(true);
+
+    const postId = await publishFeedUpdate(httpUrl, channel);
+    await client.next((f) => f.type === 'feed_update' && (f.data as { postId?: string }).postId === postId);
+    // pm2 exits after the last old process stopped; a reload of 2 processes takes ~1-2 s here.
+    expect(ms).to.be.below(30_000);
+
+    const log = await readFile(path.join(pm2.home, 'pm2.log'), 'utf8');
+    expect(log).to.match(/exited with code \[0\] via signal \[SIGINT\]/);
+  });
+
+  it('writes each app’s logs to LOG_DIR, one pair of files for all instances', async function () {
+    const out = await readFile(path.join(logDir, 'fonana-ws.out.log'), 'utf8').catch(() => '');
+    const err = await readFile(path.join(logDir, 'fonana-ws.err.log'), 'utf8').catch(() => '');
+    const nodeIds = new Set([...`${out}\n${err}`.matchAll(/"nodeId":"([^"]+)"/g)].map((m) => m[1]));
+    // Two generations of two processes wrote into the same files.
+    expect(nodeIds.size).to.be.at.least(INSTANCES * 2);
+  });
+
+  it('starts the Next.js app (fonana) when it has been built', async function () {
+    if (!existsSync(path.join(repoRoot, '.next/BUILD_ID'))) this.skip();
+    const appPort = await freePort();
+    const appUrl = `http://127.0.0.1:${appPort}`;
+    await pm2.run(['start', 'ecosystem.config.cjs', '--only', 'fonana'], { env: { PORT: String(appPort), NEXTAUTH_URL: appUrl } });
+    const csrf = await until('the app to answer /api/auth/csrf', async () => {
+      const response = await fetch(`${appUrl}/api/auth/csrf`).catch(() => null);
+      return response?.status === 200 ? ((await response.json()) as { csrfToken?: string }) : null;
+    }, 30_000);
+    expect(csrf.csrfToken).to.be.a('string');
+    const fonana = (await pm2.list()).filter((p) => p.name === 'fonana');
+    expect(fonana.map((p) => p.status)).to.deep.equal(['online']);
+  });
+
+  it('pm2 kill stops every process', async function () {
+    const pids = (await pm2.list()).map((p) => p.pid);
+    await pm2.kill();
+    await until('every app process to exit', async () => pids.every((pid) => !isAlive(pid)), 15_000);
+    await until('the port to be free', async () => (await health(httpUrl)) === null);
+  });
+});

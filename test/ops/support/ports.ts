@@ -1,0 +1,14 @@
+/** Free TCP ports on loopback, chosen by the kernel (never fixed 3000/3002/80 in tests). */
+import { createServer } from 'node:net';
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
