@@ -1,0 +1,22 @@
+import { redirect } from 'next/navigation';
+import { SignInForm } from '@/components/SignInForm.tsx';
+import { currentUser } from '@/lib/auth.ts';
+
+export const metadata = { title: 'Sign in · fonana' };
+
+export default async function SignInPage({ searchParams }: { searchParams: Promise<{ callbackUrl?: string }> }) {
+  const { callbackUrl } = await searchParams;
+  // Only same-site paths: an absolute URL here would be an open redirect.
+  const target = callbackUrl?.startsWith('/') && !callbackUrl.startsWith('//') ? callbackUrl : '/';
+  if (await currentUser()) redirect(target);
+  return (
+    <div className="card" style={{ maxWidth: 420, margin: '40px auto' }}>
+      <h1>Sign in</h1>
+      <SignInForm callbackUrl={target} />
+      <p className="muted">
+        Demo accounts: alice@example.com (creator), bob@example.com (subscribed to Alice), carol@example.com — password
+        “password”.
+      </p>
+    </div>
+  );
+}
