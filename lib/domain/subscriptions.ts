@@ -1,0 +1,65 @@
+/**
+ * Subscribing to a creator. There is no payment here: a subscription is granted at the asked
+ * tier for SUBSCRIPTION_DAYS. The creator learns of it on their own notifications channel
+ * (`new_subscription` and a stored notification), never on the public creator channel.
+ */
+import { db } from '../db.ts';
+import type { SessionUser } from '../auth.ts';
+import { notFound, unprocessable } from '../api/errors.ts';
+import { publishNewSubscription, sendNotification } from '../realtime.ts';
+import type { Tier } from './posts.ts';
+
+const SUBSCRIPTION_DAYS = 30;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export async function subscribe(user: SessionUser, creatorId: string, tier: Tier) {
+  if (creatorId === user.id) throw unprocessable('you cannot subscribe to yourself');
+  const creator = await db().user.findUnique({ where: { id: creatorId }, select: { isCreator: true, name: true } });
+  if (!creator?.isCreator) throw notFound('no such creator');
+  const now = new Date();
+  const existing = await db().subscription.findUnique({
+    where: { subscriberId_creatorId: { subscriberId: user.id, creatorId } },
+  });
+  const alreadyActive =
+    existing?.status === 'ACTIVE' && existing.tier === tier && (existing.expiresAt === null || existing.expiresAt > now);
+  if (existing && alreadyActive) return { subscription: existing, created: false };
+
+  const expiresAt = new Date(now.getTime() + SUBSCRIPTION_DAYS * DAY_MS);
+  const subscription = await db().subscription.upsert({
+    where: { subscriberId_creatorId: { subscriberId: user.id, creatorId } },
+    create: { subscriberId: user.id, creatorId, tier, status: 'ACTIVE', expiresAt },
+    update: { tier, status: 'ACTIVE', expiresAt },
+  });
+  await publishNewSubscription(creatorId, {
+    subscriptionId: subscription.id,
+    subscriberId: user.id,
+    subscriberName: user.name,
+    tier,
+  });
+  await sendNotification(creatorId, {
+    type: 'NEW_SUBSCRIBER',
+    title: 'New subscriber',
+    message: `${user.name} subscribed to your ${tier} tier`,
+    data: { subscriberId: user.id, tier },
+  });
+  return { subscription, created: true };
+}
+
+/** Cancels at once (no refunds to model). Nothing is published: cancellations are not news. */
+export async function unsubscribe(user: SessionUser, creatorId: string) {
+  const { count } = await db().subscription.updateMany({
+    where: { subscriberId: user.id, creatorId, status: 'ACTIVE' },
+    data: { status: 'CANCELLED' },
+  });
+  if (count === 0) throw notFound('no active subscription to this creator');
+  return { cancelled: true };
+}
+
+export async function subscriptionOf(userId: string, creatorId: string) {
+  const s = await db().subscription.findUnique({
+    where: { subscriberId_creatorId: { subscriberId: userId, creatorId } },
+    select: { tier: true, status: true, expiresAt: true },
+  });
+  const active = s !== null && s.status === 'ACTIVE' && (s.expiresAt === null || s.expiresAt > new Date());
+  return active ? { tier: s.tier, expiresAt: s.expiresAt?.toISOString() ?? null } : null;
+}
