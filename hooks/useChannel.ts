@@ -1,0 +1,56 @@
+'use client';
+/**
+ * Subscribes the component to one channel on the tab's socket for as long as it is mounted.
+ *
+ *   useChannel(channelName.post(id), { post_liked: (data) => setLikes(data.likesCount) });
+ *
+ * Handlers may change on every render without resubscribing (they are read through a ref).
+ * `onSubscribed` runs on every confirmation, the first and each one after a reconnect, so a
+ * component can refetch what it missed while the socket was down. `channel` null: nothing.
+ */
+import { useEffect, useRef, useSyncExternalStore } from 'react';
+import type { ErrorFrame, EventData, EventType, PushFrame } from '@/websocket-server/src/protocol/index.ts';
+import { useRealtimeContext } from './RealtimeProvider.tsx';
+import type { ChannelStatus } from './realtime/client.ts';
+
+export type ChannelHandlers = { [K in EventType]?: (data: EventData<K>, frame: PushFrame<K>) => void };
+
+export interface ChannelOptions {
+  onSubscribed?: (info: { resubscribed: boolean }) => void;
+  onError?: (error: ErrorFrame) => void;
+}
+
+const PENDING: ChannelStatus = { status: 'pending' };
+const noop = () => () => {};
+
+export function useChannel(channel: string | null, handlers: ChannelHandlers, options: ChannelOptions = {}): ChannelStatus {
+  const client = useRealtimeContext()?.client ?? null;
+  const latest = useRef({ handlers, options });
+  useEffect(() => {
+    latest.current = { handlers, options };
+  });
+
+  useEffect(() => {
+    if (!client || !channel) return;
+    let confirmations = 0;
+    return client.subscribe(channel, {
+      onEvent(frame) {
+        const handler = latest.current.handlers[frame.type] as ((data: unknown, frame: PushFrame) => void) | undefined;
+        handler?.(frame.data, frame);
+      },
+      onSubscribed() {
+        latest.current.options.onSubscribed?.({ resubscribed: confirmations++ > 0 });
+      },
+      onError(error) {
+        latest.current.options.onError?.(error);
+      },
+    });
+  }, [client, channel]);
+
+  // Status objects are replaced, never mutated, so their identity is a valid snapshot.
+  return useSyncExternalStore(
+    client?.subscribeChannelStatus ?? noop,
+    () => (client && channel ? client.channelStatus(channel) : PENDING),
+    () => PENDING,
+  );
+}
