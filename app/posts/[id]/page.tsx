@@ -1,0 +1,43 @@
+import Link from 'next/link';
+import { notFound, redirect } from 'next/navigation';
+import { LivePost } from '@/components/post/LivePost.tsx';
+import { currentUser } from '@/lib/auth.ts';
+import { postForViewer } from '@/lib/domain/posts.ts';
+
+const ID = /^[A-Za-z0-9-]{1,64}$/;
+
+export default async function PostPage({ params }: { params: Promise<{ id: string }> }) {
+  const { id } = await params;
+  const user = await currentUser();
+  if (!user) redirect(`/signin?callbackUrl=/posts/${encodeURIComponent(id)}`);
+  if (!ID.test(id)) notFound();
+  const view = await postForViewer(user.id, id);
+  if (!view) notFound();
+
+  if (view.locked) {
+    // Decided by the same rule as the WebSocket server's post channel (postAccess): no content,
+    // no comments and no subscription to the post's channel for viewers without access.
+    return (
+      <article className="card" data-testid="post" data-locked="true">
+        <div className="row">
+          <h1 style={{ margin: 0 }}>{view.summary.title}</h1>
+          <span className="badge locked">🔒 {view.summary.requiredTier}</span>
+        </div>
+        <p className="muted">
+          by <Link href={`/creators/${view.author.id}`}>{view.author.name}</Link>
+        </p>
+        <div className="card" data-testid="locked-notice" style={{ background: '#fffaf0' }}>
+          <strong>This post is locked.</strong>
+          <p>
+            Subscribe to {view.author.name} at the {view.summary.requiredTier} tier or above to read it, see its comments and
+            follow them live.
+          </p>
+          <Link className="button" href={`/creators/${view.author.id}`}>
+            See subscription options
+          </Link>
+        </div>
+      </article>
+    );
+  }
+  return <LivePost initial={view} viewerId={user.id} />;
+}
