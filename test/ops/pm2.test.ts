@@ -21,18 +21,9 @@ import { isAlive, Pm2 } from './support/pm2.ts';
 import { freePort } from './support/ports.ts';
 import { health, publishFeedUpdate } from './support/publish.ts';
 import { ReconnectingClient } from './support/reconnecting-client.ts';
+import { until } from './support/wait.ts';
 
 const INSTANCES = 2;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('PM2 (ecosystem.config.cjs)', function () {
   this.timeout(120_000);

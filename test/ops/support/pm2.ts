@@ -2,7 +2,7 @@
  * PM2 driven through its CLI with a PM2_HOME of its own (a temp dir), so a test never touches
  * the machine's or the project's PM2 daemon. `kill()` stops the daemon and every app it runs.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,7 +22,6 @@ export interface Pm2Process {
 export class Pm2 {
   readonly home: string;
   readonly #env: NodeJS.ProcessEnv;
-  #started = false;
 
   private constructor(home: string, env: NodeJS.ProcessEnv) {
     this.home = home;
@@ -42,7 +41,6 @@ export class Pm2 {
 
   /** Runs the CLI; `env` adds to (or, with undefined, removes from) the environment of this call. */
   run(args: readonly string[], options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<RunResult> {
-    this.#started = true;
     const env = { ...this.#env, ...options.env };
     for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
     return runOk(process.execPath, [pm2Bin, ...args], { env, cwd: repoRoot, timeoutMs: options.timeoutMs ?? 60_000 });
@@ -67,10 +65,10 @@ export class Pm2 {
     }));
   }
 
-  /** Stops every app and the daemon, then removes PM2_HOME. Safe to call twice. */
+  /** Stops every app and the daemon (if one was started, by this class or by a script given
+   * this PM2_HOME), then removes PM2_HOME. Safe to call twice. */
   async kill(): Promise<void> {
-    if (this.#started) {
-      this.#started = false;
+    if (existsSync(path.join(this.home, 'pm2.pid'))) {
       await run(process.execPath, [pm2Bin, 'kill'], { env: this.#env, cwd: repoRoot, timeoutMs: 60_000 });
     }
     await rm(this.home, { recursive: true, force: true });
