@@ -25,8 +25,9 @@ const envSchema = z.object({
   /** Bearer secret for POST /publish; only needed without REDIS_URL. */
   WS_PUBLISH_SECRET: optionalString,
   /**
-   * What the browser connects to. Unset: `ws://<host of the page>:3002` (local default, a
-   * different origin, so the browser authenticates with a short-lived token). A path such as
+   * What the browser connects to. Unset: `ws://<host of the page>:<port of WS_PUBLISH_URL>`
+   * (ws://localhost:3002 locally: another origin, so the browser authenticates with a
+   * short-lived token from /api/realtime/token). A path such as
    * `/ws`: the same origin behind nginx, where the httpOnly session cookie travels with the
    * upgrade and no token is handed to scripts. A full ws:// or wss:// URL: used as is, with a
    * token.

@@ -1,0 +1,189 @@
+// `npm start` (production server) and `npm run dev` (next dev): the whole product with one
+// command.
+//
+// Without DATABASE_URL: an embedded PostgreSQL (PGlite, data in ./data/pglite) on a free local
+// port, migrated and seeded with the demo accounts (idempotent: the seed upserts), so that a
+// fresh clone runs with `npm install && npm start` and alice/bob/carol@example.com can sign in
+// at once with "password". With DATABASE_URL: that database, migrated (the equivalent of
+// `prisma migrate deploy`, a no-op when up to date) but not seeded unless SEED_DEMO=1.
+//
+// Then the WebSocket server (in-process broker unless REDIS_URL is set) and Next.js, sharing
+// NEXTAUTH_SECRET and WS_PUBLISH_SECRET. SIGINT/SIGTERM are forwarded; if either child dies
+// the other is stopped and this process exits non-zero.
+//
+// Environment (all optional): PORT (3000), WS_PORT (3002), DATABASE_URL, REDIS_URL,
+// NEXTAUTH_SECRET, NEXTAUTH_URL, WS_PUBLISH_SECRET, WS_PUBLIC_URL, NOTIFICATIONS_POLL_MS,
+// SEED_DEMO=1.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.ts';
+import { applyMigrations } from './db/schema-engine.ts';
+import { DEMO_PASSWORD, seedDemoData } from './db/seed.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dev = process.argv.includes('--dev');
+const NEXT_BIN = path.join(root, 'node_modules/next/dist/bin/next');
+const WS_MAIN = path.join(root, 'websocket-server/src/main.ts');
+/** Only for local runs: sessions signed with it are worthless anywhere else. */
+const DEV_NEXTAUTH_SECRET = 'fonana-local-development-secret-change-me';
+/** Longest wait for a child to exit after SIGTERM before SIGKILL (ms). */
+const CHILD_STOP_TIMEOUT_MS = 10_000;
+
+const say = (line: string) => process.stdout.write(`[start] ${line}\n`);
+
+const children = new Set<ChildProcess>();
+let database: EmbeddedPostgres | undefined;
+let shuttingDown = false;
+
+async function shutdown(code: number, why: string): Promise<never> {
+  if (shuttingDown) return new Promise<never>(() => {});
+  shuttingDown = true;
+  say(`stopping (${why})`);
+  await Promise.all([...children].map((child) => stopChild(child)));
+  await database?.stop().catch((error: Error) => say(`embedded database did not stop cleanly: ${error.message}`));
+  process.exit(code);
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_STOP_TIMEOUT_MS);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+function watch(child: ChildProcess, name: string): ChildProcess {
+  children.add(child);
+  child.once('exit', (code, signal) => {
+    children.delete(child);
+    if (!shuttingDown) void shutdown(code === 0 ? 1 : (code ?? 1), `${name} exited (${signal ?? code})`);
+  });
+  return child;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void shutdown(0, signal));
+// `npm start` runs this under `sh -c`, and npm does not pass SIGTERM on to it: when npm is
+// killed, this process is orphaned (re-parented) instead. Noticing that within a second keeps
+// the WebSocket server and Next.js from outliving it.
+const parentAtStart = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentAtStart) void shutdown(0, 'parent process exited');
+}, 1_000).unref();
+
+async function prepareDatabase(): Promise<string> {
+  const external = process.env.DATABASE_URL;
+  const url = external ?? (database = await startEmbeddedPostgres({ dataDir: path.join(root, 'data/pglite'), port: 0 })).url;
+  say(external ? 'database: DATABASE_URL' : `database: embedded PGlite in ./data/pglite at ${url}`);
+  await applyMigrations(url);
+  if (!external || process.env.SEED_DEMO === '1') {
+    await seedDemoData(url);
+    say(`demo data ready: alice@example.com, bob@example.com, carol@example.com (password "${DEMO_PASSWORD}")`);
+  }
+  return url;
+}
+
+/** Starts the WebSocket server and resolves with its port (it reports it over IPC). */
+function startWebSocketServer(env: NodeJS.ProcessEnv): Promise<number> {
+  const child = watch(fork(WS_MAIN, [], { cwd: root, env, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'WebSocket server');
+  return new Promise((resolve, reject) => {
+    child.on('message', (message: unknown) => {
+      if ((message as { type?: unknown } | null)?.type === 'listening') resolve((message as { port: number }).port);
+    });
+    child.once('exit', () => reject(new Error('the WebSocket server exited before listening')));
+  });
+}
+
+function runNext(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, [NEXT_BIN, ...args], { cwd: root, env, stdio: 'inherit' });
+}
+
+async function ensureProductionBuild(env: NodeJS.ProcessEnv): Promise<void> {
+  const buildId = path.join(root, '.next/BUILD_ID');
+  if (existsSync(buildId)) {
+    say(`using the build of ${statSync(buildId).mtime.toISOString()} (after code changes: npm run build, or npm run dev)`);
+    return;
+  }
+  say('no production build yet: running next build (about a minute, once)');
+  const build = runNext(['build'], env);
+  children.add(build);
+  const code = await new Promise<number | null>((resolve) => build.once('exit', resolve));
+  children.delete(build);
+  if (code !== 0) await shutdown(1, `next build failed (${code})`);
+}
+
+async function waitForApp(url: string, timeoutMs = 120_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !shuttingDown) {
+    try {
+      if ((await fetch(url, { signal: AbortSignal.timeout(2_000) })).ok) return true;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return false;
+}
+
+async function main(): Promise<void> {
+  const appPort = Number(process.env.PORT ?? 3000);
+  const wsPort = Number(process.env.WS_PORT ?? 3002);
+  if (!process.env.NEXTAUTH_SECRET) {
+    if (process.env.DATABASE_URL && process.env.NODE_ENV === 'production') {
+      throw new Error('NEXTAUTH_SECRET must be set when running against a production database');
+    }
+    say('NEXTAUTH_SECRET not set: using the local development secret');
+  }
+  const nextAuthSecret = process.env.NEXTAUTH_SECRET ?? DEV_NEXTAUTH_SECRET;
+  // Shared by the two children only, so a fresh random one per run is as good as any.
+  const publishSecret = process.env.WS_PUBLISH_SECRET ?? randomBytes(24).toString('base64url');
+  const appUrl = process.env.NEXTAUTH_URL ?? `http://localhost:${appPort}`;
+
+  const databaseUrl = await prepareDatabase();
+
+  const wsEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    NEXTAUTH_SECRET: nextAuthSecret,
+    WS_PUBLISH_SECRET: publishSecret,
+    WS_PORT: String(wsPort),
+    // The browser's Origin on the handshake: the app, however it is addressed locally.
+    ALLOWED_ORIGINS:
+      process.env.ALLOWED_ORIGINS ??
+      [...new Set([new URL(appUrl).origin, `http://localhost:${appPort}`, `http://127.0.0.1:${appPort}`])].join(','),
+    LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty',
+  };
+  if (database) delete wsEnv.REDIS_URL; // embedded mode: in-process broker, POST /publish
+  const listeningPort = await startWebSocketServer(wsEnv);
+  say(`WebSocket server on ws://localhost:${listeningPort} (${wsEnv.REDIS_URL ? 'Redis broker' : 'in-process broker'})`);
+
+  const appEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    NEXT_TELEMETRY_DISABLED: '1',
+    DATABASE_URL: databaseUrl,
+    // PGlite serves a handful of connections in all; the WebSocket server holds up to 10.
+    DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX ?? (database ? '5' : '10'),
+    NEXTAUTH_SECRET: nextAuthSecret,
+    NEXTAUTH_URL: appUrl,
+    WS_PUBLISH_SECRET: publishSecret,
+    WS_PUBLISH_URL: process.env.WS_PUBLISH_URL ?? `http://127.0.0.1:${listeningPort}`,
+  };
+  if (database) delete appEnv.REDIS_URL;
+  if (!dev) await ensureProductionBuild(appEnv);
+  watch(runNext(dev ? ['dev', '-p', String(appPort)] : ['start', '-p', String(appPort)], appEnv), 'Next.js');
+
+  if (await waitForApp(`http://127.0.0.1:${appPort}/api/health`)) {
+    say(`ready: ${appUrl}  (sign in as alice@example.com / ${DEMO_PASSWORD})`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`[start] ${error instanceof Error ? error.message : String(error)}\n`);
+  void shutdown(1, 'start-up failed');
+});
