@@ -177,6 +177,18 @@ describe('API_INTEGRATION_GUIDE.md', () => {
     }
   });
 
+  it('hook-usage: compiles against the real hooks, with strict types', async () => {
+    const dir = tmp;
+    await writeFile(join(dir, 'hook-usage.tsx'), block('hook-usage').code);
+    await writeFile(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({ extends: '../../../tsconfig.json', compilerOptions: { incremental: false }, include: ['hook-usage.tsx', '../../../types/**/*.d.ts'] }),
+    );
+    const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+    const result = await run(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json'), '--noEmit'], {});
+    expect(result.code, result.stdout + result.stderr).to.equal(0);
+  });
+
   it('publisher-helpers: the app helpers publish the like and store and push the notification', async () => {
     const alice = await fixtures.creator('author');
     const liker = await fixtures.user({ name: 'liker' });
