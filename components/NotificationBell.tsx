@@ -42,6 +42,8 @@ export function NotificationBell() {
         aria-label={`Notifications, ${n.unreadCount} unread`}
         aria-expanded={open}
         data-testid="bell-button"
+        data-channel={n.channel.status}
+        data-mode={n.mode}
         onClick={() => setOpen((v) => !v)}
       >
         <svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">

@@ -12,6 +12,7 @@
 import { useCallback, useEffect, useReducer, useRef } from 'react';
 import { channelName, type NotificationPayload } from '@/websocket-server/src/protocol/index.ts';
 import { api, type NotificationPage } from './api-client.ts';
+import type { ChannelStatus } from './realtime/client.ts';
 import { useRealtimeContext } from './RealtimeProvider.tsx';
 import { useChannel } from './useChannel.ts';
 import { useWebSocket } from './useWebSocket.ts';
@@ -79,6 +80,8 @@ function reducer(state: NotificationsState, action: Action): NotificationsState 
 export interface UseNotifications extends NotificationsState {
   /** 'websocket' while live, 'polling' while the API is polled instead. */
   mode: 'websocket' | 'polling';
+  /** The notifications channel's subscription on the socket. */
+  channel: ChannelStatus;
   refresh(): Promise<void>;
   loadMore(): Promise<void>;
   markRead(id: string): Promise<void>;
@@ -110,7 +113,7 @@ export function useNotifications(): UseNotifications {
     if (userId) void refresh();
   }, [userId, refresh]);
 
-  useChannel(
+  const channel = useChannel(
     userId ? channelName.notifications(userId) : null,
     {
       notification: ({ notification }) => dispatch({ type: 'pushed', notification }),
@@ -171,5 +174,5 @@ export function useNotifications(): UseNotifications {
     }
   }, []);
 
-  return { ...state, mode, refresh, loadMore, markRead, markAllRead, clear };
+  return { ...state, mode, channel, refresh, loadMore, markRead, markAllRead, clear };
 }

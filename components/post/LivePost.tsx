@@ -47,7 +47,7 @@ export function LivePost({ initial, viewerId }: { initial: ReadableView; viewerI
     }
   }, [postId]);
 
-  useChannel(
+  const channel = useChannel(
     channelName.post(postId),
     {
       post_liked: (data) => {
@@ -98,7 +98,7 @@ export function LivePost({ initial, viewerId }: { initial: ReadableView; viewerI
 
   const isAuthor = initial.author.id === viewerId;
   return (
-    <article className="card" data-testid="post" data-locked="false">
+    <article className="card" data-testid="post" data-locked="false" data-channel={channel.status}>
       {deleted && <div className={styles.banner}>This post has been deleted.</div>}
       <div className="row">
         <h1 style={{ margin: 0 }}>{initial.summary.title}</h1>
