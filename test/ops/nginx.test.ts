@@ -2,20 +2,25 @@
  * The shipped nginx site with Debian's real nginx on loopback: `nginx -t` on it as shipped, then
  * a copy with free ports in front of a stub app and two WebSocket server nodes (one Redis).
  * A browser-like client reaches /ws through nginx with nothing but the session cookie and an
- * Origin header, and receives an event published to another node.
+ * Origin header, and receives an event published to another node; the test-client CLI passes
+ * through an HTTPS server block (wss://, self-signed certificate) as against a deployment.
  */
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, get, type IncomingHttpHeaders, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { TestClient } from '../../websocket-server/test/support/client.ts';
 import { Fixtures } from '../../websocket-server/test/support/fixtures.ts';
 import { startServer, type ServerProcess } from '../../websocket-server/test/support/server-process.ts';
 import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts';
-import { NGINX, NginxPrefix, renderSite, shippedSite, shippedSnippets } from './support/nginx.ts';
+import { testDatabaseUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
+import { NGINX, NginxPrefix, renderSite, selfSignedCertificate, shippedSite, shippedSnippets } from './support/nginx.ts';
+import { cleanEnv, repoRoot, tsxBin } from './support/paths.ts';
 import { freePort } from './support/ports.ts';
 import { health, publishFeedUpdate } from './support/publish.ts';
+import { run } from './support/run.ts';
 
 const DEFAULT_HEARTBEAT_S = 30;
 
@@ -92,19 +97,29 @@ describe('nginx (nginx/sites-available/fonana.conf)', function () {
     let fixtures: Fixtures;
     let token: string;
     let userId: string;
+    let email: string;
+    let certDir: string;
+    let certificate: string;
+    let tlsPort: number;
     const clients: TestClient[] = [];
 
     before(async function () {
       port = await freePort();
+      tlsPort = await freePort();
       origin = `http://127.0.0.1:${port}`;
       wsUrl = `ws://127.0.0.1:${port}`;
+      certDir = await mkdtemp(path.join(tmpdir(), 'nginx-tls-'));
+      const tls = await selfSignedCertificate(certDir);
+      certificate = tls.certificate;
       app = await startStubApp();
-      // Both nodes accept only the site's own origin, as in production (ALLOWED_ORIGINS).
-      nodes = await Promise.all([0, 1].map(() => startServer({ env: { ALLOWED_ORIGINS: origin } })));
+      // Both nodes accept only the site's own origins, as in production (ALLOWED_ORIGINS).
+      const allowed = `${origin},https://127.0.0.1:${tlsPort}`;
+      nodes = await Promise.all([0, 1].map(() => startServer({ env: { ALLOWED_ORIGINS: allowed } })));
       const site = renderSite(await readFile(shippedSite, 'utf8'), {
         listenPort: port,
         appServers: [`127.0.0.1:${app.port}`],
         wsServers: nodes.map((node) => `127.0.0.1:${node.port}`),
+        tls: { port: tlsPort, ...tls },
       });
       prefix = await NginxPrefix.create(site);
       const check = await prefix.test();
@@ -113,6 +128,7 @@ describe('nginx (nginx/sites-available/fonana.conf)', function () {
       fixtures = new Fixtures();
       const user = await fixtures.user({ name: 'nginx' });
       userId = user.id;
+      email = user.email;
       token = await mintSessionToken(user.id);
     });
 
@@ -122,6 +138,7 @@ describe('nginx (nginx/sites-available/fonana.conf)', function () {
       await Promise.all(nodes.map((node) => node.stop()));
       await new Promise((resolve) => app?.server.close(resolve));
       await fixtures?.close();
+      if (certDir) await rm(certDir, { recursive: true, force: true });
     });
 
     it('lists every node in the generated upstream', async function () {
@@ -184,6 +201,29 @@ describe('nginx (nginx/sites-available/fonana.conf)', function () {
     it('passes auth failures through: a bad cookie is closed with 4001', async function () {
       const client = TestClient.open(wsUrl, { path: '/ws', token: 'not-a-session', via: 'cookie', origin });
       expect((await client.closed).code).to.equal(4001);
+    });
+
+    it('the test client passes through nginx over wss:// (the __Secure- cookie of an https site)', async function () {
+      // As against a deployment: POST /publish is not public, so it goes to a node directly.
+      const result = await run(
+        process.execPath,
+        [tsxBin, path.join(repoRoot, 'scripts/test-client/main.ts'), '--url', `wss://127.0.0.1:${tlsPort}/ws`, '--email', email, '--publish-url', nodes[1]!.httpUrl],
+        {
+          cwd: repoRoot,
+          env: cleanEnv({
+            NO_COLOR: '1',
+            NODE_EXTRA_CA_CERTS: certificate,
+            NEXTAUTH_SECRET: TEST_NEXTAUTH_SECRET,
+            DATABASE_URL: testDatabaseUrl(),
+            WS_PUBLISH_SECRET: TEST_PUBLISH_SECRET,
+            REDIS_URL: undefined,
+          }),
+          timeoutMs: 60_000,
+        },
+      );
+      expect(result.code, result.stdout + result.stderr).to.equal(0);
+      expect(result.stdout).to.match(/token via cookie, Origin https:\/\/127\.0\.0\.1:\d+/);
+      expect(result.stdout).to.match(/published event is delivered .*HTTP 202.*PASS/);
     });
   });
 });

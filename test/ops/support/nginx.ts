@@ -22,6 +22,8 @@ export interface SiteOptions {
   listenPort: number;
   appServers: readonly string[];
   wsServers: readonly string[];
+  /** Adds an HTTPS server block with the same locations, as `certbot --nginx` would. */
+  tls?: { port: number; certificate: string; key: string };
 }
 
 function replaceUpstreamServers(site: string, name: string, servers: readonly string[]): string {
@@ -42,7 +44,32 @@ export function renderSite(site: string, options: SiteOptions): string {
     .replace(/^\s*listen \[::\]:80;\n/m, '');
   out = replaceUpstreamServers(out, 'fonana_app', options.appServers);
   out = replaceUpstreamServers(out, 'fonana_ws', options.wsServers);
+  if (options.tls) {
+    if (!out.includes('include snippets/fonana-proxy.conf;')) throw new Error('the shipped site no longer includes snippets/fonana-proxy.conf');
+    out += `
+server {
+    listen 127.0.0.1:${options.tls.port} ssl;
+    server_name fonana.example.com;
+    ssl_certificate ${options.tls.certificate};
+    ssl_certificate_key ${options.tls.key};
+
+    include snippets/fonana-proxy.conf;
+}
+`;
+  }
   return out;
+}
+
+/** A self-signed certificate for 127.0.0.1 (clients trust it through NODE_EXTRA_CA_CERTS). */
+export async function selfSignedCertificate(dir: string): Promise<{ certificate: string; key: string }> {
+  const certificate = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  const result = await run('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', certificate,
+  ], { timeoutMs: 30_000 });
+  if (result.code !== 0) throw new Error(`openssl failed: ${result.stderr}`);
+  return { certificate, key };
 }
 
 export class NginxPrefix {
