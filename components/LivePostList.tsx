@@ -21,7 +21,7 @@ export function LivePostList({
     setPosts((list) => (list.some((p) => p.id === post.id) ? list : [{ likesCount: 0, commentsCount: 0, ...post }, ...list]));
   const remove = (postId: string) => setPosts((list) => list.filter((p) => p.id !== postId));
 
-  useChannel(channel, {
+  const status = useChannel(channel, {
     feed_update: (data) => {
       if (data.reason === 'post_created' && data.post) add(data.post);
       if (data.reason === 'post_deleted') remove(data.postId);
@@ -30,9 +30,9 @@ export function LivePostList({
     post_deleted: ({ postId }) => remove(postId),
   });
 
-  if (posts.length === 0) return <p className="muted">{empty}</p>;
   return (
-    <div data-testid="post-list">
+    <div data-testid="post-list" data-channel={status.status}>
+      {posts.length === 0 && <p className="muted">{empty}</p>}
       {posts.map((post) => (
         <PostCard key={post.id} post={post} />
       ))}
