@@ -4,9 +4,9 @@
  * Redis, and a `pm2 reload` that clients survive with one reconnect. `pm2 kill` at the end
  * leaves nothing running.
  *
- * The Next.js app (`fonana`) is started only when `.next/BUILD_ID` exists (`npm run build`).
+ * The Next.js app (`fonana`) runs from the end-to-end tests' build (test/e2e/support, built
+ * once per test run into .next/e2e and reused while fresh), selected with NEXT_DIST_DIR.
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,9 +14,9 @@ import { expect } from 'chai';
 import { TestClient } from '../../websocket-server/test/support/client.ts';
 import { Fixtures } from '../../websocket-server/test/support/fixtures.ts';
 import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts';
+import { E2E_DIST_DIR, ensureAppBuilt } from '../e2e/support/next-app.ts';
 import { testDatabaseUrl, testRedisPrefix, testRedisUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
 import { buildServer, type ServerBuild } from './support/build.ts';
-import { repoRoot } from './support/paths.ts';
 import { isAlive, Pm2 } from './support/pm2.ts';
 import { freePort } from './support/ports.ts';
 import { health, publishFeedUpdate } from './support/publish.ts';
@@ -34,17 +34,21 @@ describe('PM2 (ecosystem.config.cjs)', function () {
   let port: number;
   let httpUrl: string;
   let wsUrl: string;
+  let appUrl: string;
   let fixtures: Fixtures;
   let token: string;
   let channel: string;
   const clients: Array<TestClient | ReconnectingClient> = [];
 
   before(async function () {
-    build = await buildServer();
+    this.timeout(300_000);
+    [build] = await Promise.all([buildServer(), ensureAppBuilt()]);
     logDir = await mkdtemp(path.join(tmpdir(), 'fonana-logs-'));
     port = await freePort();
+    const appPort = await freePort();
     httpUrl = `http://127.0.0.1:${port}`;
     wsUrl = `ws://127.0.0.1:${port}/ws`;
+    appUrl = `http://127.0.0.1:${appPort}`;
     fixtures = new Fixtures();
     const user = await fixtures.user({ name: 'pm2' });
     token = await mintSessionToken(user.id);
@@ -60,6 +64,11 @@ describe('PM2 (ecosystem.config.cjs)', function () {
       REDIS_CHANNEL_PREFIX: testRedisPrefix('pm2:'),
       NEXTAUTH_SECRET: TEST_NEXTAUTH_SECRET,
       WS_PUBLISH_SECRET: TEST_PUBLISH_SECRET,
+      // The app: its port, its public URL, its build, and where it publishes.
+      PORT: String(appPort),
+      NEXTAUTH_URL: appUrl,
+      NEXT_DIST_DIR: E2E_DIST_DIR,
+      WS_PUBLISH_URL: httpUrl,
       // Short drains keep the reload quick; kill_timeout follows from it.
       SHUTDOWN_TIMEOUT_MS: '2000',
       LOG_LEVEL: 'debug',
@@ -74,16 +83,19 @@ describe('PM2 (ecosystem.config.cjs)', function () {
     if (logDir) await rm(logDir, { recursive: true, force: true });
   });
 
-  it(`pm2 start runs fonana-ws compiled, in cluster mode, ${INSTANCES} processes on one port, healthy`, async function () {
-    const { stdout } = await pm2.run(['start', 'ecosystem.config.cjs', '--only', 'fonana-ws']);
+  it(`pm2 start brings up both apps healthy: fonana, and fonana-ws compiled in cluster mode (${INSTANCES} processes, one port)`, async function () {
+    const { stdout } = await pm2.run(['start', 'ecosystem.config.cjs']);
     expect(stdout).to.match(/waiting for app to be ready/);
     const processes = await pm2.list();
-    expect(processes).to.have.length(INSTANCES);
-    for (const p of processes) {
-      expect(p).to.include({ name: 'fonana-ws', status: 'online', execMode: 'cluster_mode' });
+    const ws = processes.filter((p) => p.name === 'fonana-ws');
+    expect(ws).to.have.length(INSTANCES);
+    for (const p of ws) {
+      expect(p).to.include({ status: 'online', execMode: 'cluster_mode' });
       // Plain JavaScript run by node: no TypeScript compiler at run time.
       expect(p.execPath).to.equal(build.entry);
     }
+    expect(processes.filter((p) => p.name === 'fonana').map((p) => `${p.status}/${p.execMode}`)).to.deep.equal(['online/fork_mode']);
+
     // Each fresh connection goes to the next process (round robin): both answer /health.
     const nodeIds = new Set<unknown>();
     await until('both processes to answer /health', async () => {
@@ -91,6 +103,11 @@ describe('PM2 (ecosystem.config.cjs)', function () {
       if (answer?.status === 200 && answer.body.status === 'ok') nodeIds.add(answer.body.nodeId);
       return nodeIds.size === INSTANCES;
     });
+    // next start does not tell PM2 when it is ready: poll its health route.
+    await until('the app to answer /api/health', async () => {
+      const response = await fetch(`${appUrl}/api/health`, { signal: AbortSignal.timeout(2_000) }).catch(() => null);
+      return response?.status === 200;
+    }, 30_000);
   });
 
   it('fans an event out through Redis to clients on every process', async function () {
@@ -105,7 +122,8 @@ describe('PM2 (ecosystem.config.cjs)', function () {
   });
 
   it('pm2 reload fonana-ws: clients are closed with 1001, reconnect and receive the next event', async function () {
-    const before = await pm2.list();
+    const wsProcesses = async () => (await pm2.list()).filter((p) => p.name === 'fonana-ws');
+    const before = await wsProcesses();
     const plain = await TestClient.connect(wsUrl, { token });
     clients.push(plain);
     const reconnecting = new ReconnectingClient(wsUrl, channel, { token });
@@ -118,7 +136,7 @@ describe('PM2 (ecosystem.config.cjs)', function () {
     // Every old process is gone (SIGINT → drained → exit 0) and new ones took their place.
     await until('old processes to exit', async () => before.every((p) => !isAlive(p.pid)));
     const goneAt = Date.now();
-    const after = await pm2.list();
+    const after = await wsProcesses();
     expect(after).to.have.length(INSTANCES);
     for (const p of after) {
       expect(p.status).to.equal('online');
@@ -147,24 +165,11 @@ describe('PM2 (ecosystem.config.cjs)', function () {
     expect(nodeIds.size).to.be.at.least(INSTANCES * 2);
   });
 
-  it('starts the Next.js app (fonana) when it has been built', async function () {
-    if (!existsSync(path.join(repoRoot, '.next/BUILD_ID'))) this.skip();
-    const appPort = await freePort();
-    const appUrl = `http://127.0.0.1:${appPort}`;
-    await pm2.run(['start', 'ecosystem.config.cjs', '--only', 'fonana'], { env: { PORT: String(appPort), NEXTAUTH_URL: appUrl } });
-    const csrf = await until('the app to answer /api/auth/csrf', async () => {
-      const response = await fetch(`${appUrl}/api/auth/csrf`).catch(() => null);
-      return response?.status === 200 ? ((await response.json()) as { csrfToken?: string }) : null;
-    }, 30_000);
-    expect(csrf.csrfToken).to.be.a('string');
-    const fonana = (await pm2.list()).filter((p) => p.name === 'fonana');
-    expect(fonana.map((p) => p.status)).to.deep.equal(['online']);
-  });
-
   it('pm2 kill stops every process', async function () {
     const pids = (await pm2.list()).map((p) => p.pid);
+    expect(pids).to.have.length(INSTANCES + 1);
     await pm2.kill();
     await until('every app process to exit', async () => pids.every((pid) => !isAlive(pid)), 15_000);
-    await until('the port to be free', async () => (await health(httpUrl)) === null);
+    await until('the ports to be free', async () => (await health(httpUrl)) === null && (await fetch(appUrl).catch(() => null)) === null);
   });
 });
