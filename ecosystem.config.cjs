@@ -103,6 +103,8 @@ module.exports = {
       max_memory_restart: env.WS_MAX_MEMORY ?? '1G',
       exp_backoff_restart_delay: 200,
       // One pair of files for all instances; every JSON line carries its nodeId (host:pid).
+      // The server writes all its log lines to stderr (stdout stays free for tools), so they
+      // are in fonana-ws.err.log. Rotate with logrotate (copytruncate) or pm2-logrotate.
       merge_logs: true,
       out_file: path.join(logDir, 'fonana-ws.out.log'),
       error_file: path.join(logDir, 'fonana-ws.err.log'),
