@@ -20,7 +20,7 @@ die() { fail "$*"; exit 1; }
 # Loads KEY=VALUE lines from a file (ENV_FILE, else .env if present) into the environment,
 # without overriding variables that are already set: the caller's environment wins, so
 # `FOO=x scripts/deploy.sh` does what it says. Values are taken literally (surrounding quotes
-# removed), never evaluated as shell code.
+# removed; no inline comments, no ${VAR} expansion), never evaluated as shell code.
 load_env_file() {
   local file="${ENV_FILE:-}"
   if [ -z "$file" ]; then
@@ -58,7 +58,7 @@ check_node() {
   fi
   ok "Node.js $version"
   [ -d "$OPS_ROOT/node_modules/typescript" ] && [ -d "$OPS_ROOT/node_modules/ws" ] ||
-    die "dependencies are not installed: run npm ci first"
+    die "dependencies are not installed: run npm ci first (with dev dependencies: the build needs TypeScript)"
   ok "dependencies installed"
 }
 
