@@ -40,6 +40,14 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
   NODE_ID: z.string().optional(),
+  /**
+   * Optional per-process monitoring port. Under PM2 cluster mode every process shares WS_PORT,
+   * so a scrape of /metrics reaches a random one; with METRICS_PORT each process also serves
+   * /health and /metrics on 127.0.0.1:(METRICS_PORT + NODE_APP_INSTANCE).
+   */
+  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  /** Set by PM2 in cluster mode: 0, 1, … per process. */
+  NODE_APP_INSTANCE: z.coerce.number().int().min(0).default(0),
 });
 
 export type Config = {
@@ -62,6 +70,8 @@ export type Config = {
   logLevel: string;
   logFormat: 'json' | 'pretty';
   nodeId: string | undefined;
+  /** Port of this process's own /health + /metrics listener on 127.0.0.1, if any. */
+  metricsPort: number | undefined;
 };
 
 export class ConfigError extends Error {
@@ -96,5 +106,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     nodeId: e.NODE_ID,
+    metricsPort: e.METRICS_PORT === undefined ? undefined : e.METRICS_PORT + e.NODE_APP_INSTANCE,
   };
 }

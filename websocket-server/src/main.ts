@@ -88,6 +88,10 @@ async function main(): Promise<void> {
 
   const port = await server.listen();
   logger.info('listening', { host: config.host, port, broker: broker.kind, origins: config.allowedOrigins.length || 'any' });
+  if (config.metricsPort !== undefined) {
+    const metricsPort = await server.listenMonitoring(config.metricsPort);
+    logger.info('monitoring listener', { host: '127.0.0.1', port: metricsPort });
+  }
   process.send?.('ready');
   process.send?.({ type: 'listening', port });
 }

@@ -52,6 +52,8 @@ export class RealtimeServer {
   readonly #options: RealtimeServerOptions;
   readonly #deps: RealtimeServerDeps;
   readonly #http: HttpServer;
+  /** Optional loopback listener for /health and /metrics only (see METRICS_PORT). */
+  #monitoring: HttpServer | undefined;
   readonly #wss: WebSocketServer;
   readonly #hub: Hub;
   readonly #connections = new Set<Connection>();
@@ -131,6 +133,27 @@ export class RealtimeServer {
     return this.port;
   }
 
+  /** Serves GET /health and GET /metrics of this process alone on `host:port`. */
+  async listenMonitoring(port: number, host = '127.0.0.1'): Promise<number> {
+    const monitoring = createServer((request, response) => {
+      const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+      if (request.method !== 'GET' || (path !== '/health' && path !== '/metrics')) {
+        sendJson(response, 404, { error: 'not_found', message: 'this listener serves GET /health and GET /metrics only' });
+        return;
+      }
+      this.#route(request, response, async () => {}).catch((error: Error) => {
+        this.#deps.logger.error('monitoring handler failed', { error: error.message });
+        if (!response.headersSent) sendJson(response, 500, { error: 'internal_error' });
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      monitoring.once('error', reject);
+      monitoring.listen(port, host, () => resolve());
+    });
+    this.#monitoring = monitoring;
+    return (monitoring.address() as AddressInfo).port;
+  }
+
   /**
    * Stops accepting, closes every socket with 1001 (clients reconnect elsewhere), waits for them
    * up to `shutdownTimeoutMs`, then closes the HTTP server. The broker and database belong to
@@ -169,6 +192,13 @@ export class RealtimeServer {
     }
     this.#http.closeAllConnections();
     await listenerClosed;
+    if (this.#monitoring) {
+      const monitoring = this.#monitoring;
+      await new Promise<void>((resolve) => {
+        monitoring.close(() => resolve());
+        monitoring.closeAllConnections();
+      });
+    }
     this.#wss.close();
     this.#state = 'closed';
     logger.info('server closed');

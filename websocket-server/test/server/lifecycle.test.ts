@@ -93,6 +93,20 @@ describe('RealtimeServer › lifecycle', () => {
     });
   });
 
+  it('with METRICS_PORT, serves this process’s /health and /metrics on METRICS_PORT + NODE_APP_INSTANCE', async () => {
+    const base = await freePortPair();
+    const server = await startServer({ env: { METRICS_PORT: String(base), NODE_APP_INSTANCE: '1' } });
+    try {
+      const monitoring = `http://127.0.0.1:${base + 1}`;
+      expect((await fetch(`${monitoring}/metrics`)).status).to.equal(200);
+      const health = (await (await fetch(`${monitoring}/health`)).json()) as Record<string, unknown>;
+      expect(health).to.include({ status: 'ok' });
+      expect((await fetch(`${monitoring}/publish`, { method: 'POST', body: '{}' })).status).to.equal(404);
+    } finally {
+      expect(await server.stop()).to.equal(0);
+    }
+  });
+
   it('starts without Redis reachable, reports it down, and still serves connections', async () => {
     const server = await startServer({ env: { REDIS_URL: 'redis://127.0.0.1:1' } });
     try {
@@ -107,3 +121,24 @@ describe('RealtimeServer › lifecycle', () => {
     }
   });
 });
+
+/** A base port whose successor is free too (the test uses base + 1). */
+async function freePortPair(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const listen = (port: number) =>
+    new Promise<import('node:net').Server | null>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(null));
+      server.listen(port, '127.0.0.1', () => resolve(server));
+    });
+  for (;;) {
+    const first = await listen(0);
+    const base = (first!.address() as import('node:net').AddressInfo).port;
+    const second = await listen(base + 1);
+    first!.close();
+    if (second) {
+      second.close();
+      return base;
+    }
+  }
+}
