@@ -1,0 +1,34 @@
+/**
+ * The reads the server makes, behind one interface: channel policies take a `Directory`, so they
+ * stay plain functions of their inputs. The server's only implementation is Prisma
+ * (prisma-directory.ts); nothing here is called per delivered message, only per handshake and
+ * per subscribe.
+ */
+import type { NotificationPayload } from '../protocol/index.ts';
+
+export type Tier = 'BASIC' | 'PREMIUM' | 'VIP';
+
+export interface PostAccessFacts {
+  id: string;
+  authorId: string;
+  isLocked: boolean;
+  requiredTier: Tier;
+}
+
+export interface SubscriptionFacts {
+  status: 'ACTIVE' | 'CANCELLED' | 'EXPIRED';
+  tier: Tier;
+  expiresAt: Date | null;
+}
+
+export interface Directory {
+  userExists(userId: string): Promise<boolean>;
+  creatorExists(creatorId: string): Promise<boolean>;
+  findPost(postId: string): Promise<PostAccessFacts | null>;
+  findSubscription(subscriberId: string, creatorId: string): Promise<SubscriptionFacts | null>;
+  hasPurchased(userId: string, postId: string): Promise<boolean>;
+  unreadNotifications(userId: string, limit: number): Promise<{ notifications: NotificationPayload[]; count: number }>;
+  /** Cheap round trip for /health. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
