@@ -19,8 +19,8 @@ describe('RealtimeServer › handshake authentication', () => {
     server = await startServer({ env: { ALLOWED_ORIGINS: 'http://app.test,https://fonana.test' } });
   });
   after(async () => {
-    await server.stop();
-    await fixtures.close();
+    await server?.stop();
+    await fixtures?.close();
   });
 
   const expectConnectedAs = async (client: Promise<TestClient>) => {

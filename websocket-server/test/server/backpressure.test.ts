@@ -23,9 +23,9 @@ describe('RealtimeServer › slow consumers', () => {
     server = await startServer({ env: { MAX_BUFFERED_BYTES: String(256 * 1024) } });
   });
   after(async () => {
-    redis.disconnect();
-    await server.stop();
-    await fixtures.close();
+    redis?.disconnect();
+    await server?.stop();
+    await fixtures?.close();
   });
 
   it('closes a client that does not read with 4030, and keeps delivering to one that does', async () => {

@@ -27,8 +27,8 @@ describe('RealtimeServer › delivery', () => {
     redis = new Redis(testRedisUrl());
   });
   after(async () => {
-    redis.disconnect();
-    await fixtures.close();
+    redis?.disconnect();
+    await fixtures?.close();
   });
 
   describe('through Redis', () => {
@@ -46,8 +46,8 @@ describe('RealtimeServer › delivery', () => {
       await client.mustSubscribe(`post_${postId}`);
     });
     after(async () => {
-      client.close();
-      await server.stop();
+      client?.close();
+      await server?.stop();
     });
 
     it('delivers an event published by another Redis client, filling id and ts', async () => {
@@ -165,8 +165,8 @@ describe('RealtimeServer › delivery', () => {
       await client.mustSubscribe(`post_${postId}`);
     });
     after(async () => {
-      client.close();
-      await server.stop();
+      client?.close();
+      await server?.stop();
     });
 
     it('answers 202 with the event id and delivers it', async () => {
@@ -214,7 +214,7 @@ describe('RealtimeServer › delivery', () => {
     before(async () => {
       server = await startServer({ broker: 'memory' });
     });
-    after(() => server.stop());
+    after(() => server?.stop());
 
     it('delivers POST /publish events to local subscribers and reports redis as not configured', async () => {
       const user = await fixtures.user();
@@ -225,7 +225,7 @@ describe('RealtimeServer › delivery', () => {
       expect((await client.next((f) => f.type === 'feed_update')).data).to.deep.equal({ reason: 'post_deleted', postId: 'p1' });
       const health = (await (await fetch(`${server.httpUrl}/health`)).json()) as Record<string, unknown>;
       expect(health).to.include({ redis: 'not_configured', status: 'ok' });
-      client.close();
+      client?.close();
     });
   });
 
@@ -236,7 +236,7 @@ describe('RealtimeServer › delivery', () => {
     before(async () => {
       [first, second] = await Promise.all([startServer(), startServer()]);
     });
-    after(() => Promise.all([first.stop(), second.stop()]));
+    after(() => Promise.all([first?.stop(), second?.stop()]));
 
     it('each delivers to its own clients, whichever node the event was published on', async () => {
       const postId = (await fixtures.post((await fixtures.creator()).id)).id;

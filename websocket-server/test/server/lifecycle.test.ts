@@ -13,14 +13,14 @@ describe('RealtimeServer › lifecycle', () => {
     fixtures = new Fixtures();
     token = await mintSessionToken((await fixtures.user()).id);
   });
-  after(() => fixtures.close());
+  after(() => fixtures?.close());
 
   describe('heartbeat', () => {
     let server: ServerProcess;
     before(async () => {
       server = await startServer({ broker: 'memory', env: { HEARTBEAT_INTERVAL_MS: '150' } });
     });
-    after(() => server.stop());
+    after(() => server?.stop());
 
     it('terminates a socket that does not answer pings, and keeps one that does', async () => {
       const silent = await TestClient.connect(server.url, { token, autoPong: false });
@@ -61,7 +61,7 @@ describe('RealtimeServer › lifecycle', () => {
     before(async () => {
       server = await startServer();
     });
-    after(() => server.stop());
+    after(() => server?.stop());
 
     it('reports status, connections, channels and the state of Redis and the database', async () => {
       const user = await fixtures.user();
@@ -73,7 +73,7 @@ describe('RealtimeServer › lifecycle', () => {
       expect(body).to.include({ status: 'ok', redis: 'ready', database: 'up', state: 'running' });
       expect(body.connections).to.equal(1);
       expect(body.channels).to.equal(1);
-      client.close();
+      client?.close();
     });
 
     it('exposes Prometheus metrics', async () => {
@@ -89,7 +89,7 @@ describe('RealtimeServer › lifecycle', () => {
       expect(text).to.match(/^ws_subscriptions\{kind="feed"\} 1$/m);
       expect(text).to.match(/^ws_reply_errors_total\{code="forbidden"\} 1$/m);
       expect(text).to.include('process_resident_memory_bytes');
-      client.close();
+      client?.close();
     });
   });
 

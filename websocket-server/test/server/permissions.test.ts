@@ -45,9 +45,9 @@ describe('RealtimeServer › channel permissions', () => {
     }
   });
   after(async () => {
-    for (const client of clients.values()) client.close();
-    await server.stop();
-    await fixtures.close();
+    for (const client of clients.values()) client?.close();
+    await server?.stop();
+    await fixtures?.close();
   });
 
   const ask = async (who: string, channel: () => string) => {

@@ -22,13 +22,13 @@ describe('RealtimeServer › client frames', () => {
     });
   });
   after(async () => {
-    await server.stop();
-    await fixtures.close();
+    await server?.stop();
+    await fixtures?.close();
   });
   beforeEach(async () => {
     client = await TestClient.connect(server.url, { token });
   });
-  afterEach(() => client.close());
+  afterEach(() => client?.close());
 
   it('answers ping with pong, echoing the id and giving the server time', async () => {
     const before = Date.now();

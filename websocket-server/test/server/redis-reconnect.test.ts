@@ -24,9 +24,9 @@ describe('RealtimeServer › Redis connection loss', () => {
     server = await startServer({ env: { NODE_ID: nodeId } });
   });
   after(async () => {
-    await server.stop();
-    redis.disconnect();
-    await fixtures.close();
+    await server?.stop();
+    redis?.disconnect();
+    await fixtures?.close();
   });
 
   it('re-subscribes after its subscriber connection is killed, and delivers again', async () => {
