@@ -100,8 +100,8 @@ try {
   console.log(`delivery rate         ${(received / deliverSeconds).toFixed(0)} frames/s over ${deliverSeconds.toFixed(2)} s`);
   console.log(`latency publish→recv  p50 ${pct(50)} ms, p95 ${pct(95)} ms, p99 ${pct(99)} ms, max ${latencies.at(-1)} ms`);
   const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-  console.log(`server RSS            ${mib(baseline.rss)} idle, ${mib(connected.rss)} with clients (${((connected.rss - baseline.rss) / CLIENTS / 1024).toFixed(1)} KiB per connection), ${mib(done.rss)} after`);
-  console.log(`server JS heap used    ${mib(baseline.heap)} idle, ${mib(connected.heap)} with clients (${((connected.heap - baseline.heap) / CLIENTS / 1024).toFixed(1)} KiB per connection)`);
+  console.log(`server RSS            ${mib(baseline.rss)} idle, ${mib(connected.rss)} with clients (+${((connected.rss - baseline.rss) / CLIENTS / 1024).toFixed(1)} KiB per connection, garbage included: see bench/memory.ts), ${mib(done.rss)} after`);
+  console.log(`server JS heap used    ${mib(baseline.heap)} idle, ${mib(connected.heap)} with clients (+${((connected.heap - baseline.heap) / CLIENTS / 1024).toFixed(1)} KiB per connection before GC)`);
   console.log(`server CPU            ${((done.cpu - connected.cpu) * 1e6 / Math.max(1, received)).toFixed(2)} µs per delivered frame (${(done.cpu - connected.cpu).toFixed(2)} s CPU for the publish phase)`);
 } finally {
   for (const socket of sockets) socket.terminate();
