@@ -9,3 +9,5 @@ process.on('SIGUSR2', () => {
   process.stderr.write(`MEM ${JSON.stringify({ rss, heapUsed, external })}\n`);
 });
 await import('../../websocket-server/src/main.ts');
+
+export {};

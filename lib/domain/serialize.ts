@@ -2,29 +2,10 @@
  * Rows → the shapes the protocol module describes. The API answers with the same shapes that
  * the socket pushes, so a component renders a fetched list and a pushed item with one code path.
  */
-import type { CommentPayload, NotificationPayload, PostSummary } from '@/websocket-server/src/protocol/index.ts';
+import type { CommentPayload, PostSummary } from '@/websocket-server/src/protocol/index.ts';
 
-type NotificationRow = {
-  id: string;
-  type: string;
-  title: string;
-  message: string;
-  isRead: boolean;
-  data: unknown;
-  createdAt: Date;
-};
-
-export function toNotificationPayload(row: NotificationRow): NotificationPayload {
-  return {
-    id: row.id,
-    type: row.type,
-    title: row.title,
-    message: row.message,
-    isRead: row.isRead,
-    createdAt: row.createdAt.toISOString(),
-    ...(row.data === null || row.data === undefined ? {} : { data: row.data }),
-  };
-}
+/** One mapping for the API and the WebSocket server alike. */
+export { toNotificationPayload } from '@/websocket-server/src/protocol/index.ts';
 
 type PostRow = {
   id: string;

@@ -16,6 +16,8 @@ const envSchema = z.object({
   WS_PORT: z.coerce.number().int().min(0).max(65535).default(3002),
   WS_HOST: z.string().default('0.0.0.0'),
   DATABASE_URL: z.string().min(1, 'DATABASE_URL is required (postgresql://…)'),
+  /** PostgreSQL connections of this process (the embedded PGlite accepts only a few in all). */
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),
   /** Without it the server uses an in-process broker: one machine, `POST /publish` only. */
   REDIS_URL: z.string().optional(),
   /** Prefix of every Redis pub/sub channel; publishers use `PUBLISH <prefix><channel>`. */
@@ -54,6 +56,7 @@ export type Config = {
   port: number;
   host: string;
   databaseUrl: string;
+  databasePoolMax: number;
   redisUrl: string | undefined;
   redisChannelPrefix: string;
   nextAuthSecret: string;
@@ -90,6 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.WS_PORT,
     host: e.WS_HOST,
     databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
     redisUrl: e.REDIS_URL,
     redisChannelPrefix: e.REDIS_CHANNEL_PREFIX,
     nextAuthSecret: e.NEXTAUTH_SECRET,

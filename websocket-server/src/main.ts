@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   const nodeId = config.nodeId ?? `${hostname()}:${process.pid}`;
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, nodeId });
   const metrics = new Metrics({ collectProcessMetrics: true });
-  const directory = new PrismaDirectory(config.databaseUrl);
+  const directory = new PrismaDirectory(config.databaseUrl, { poolMax: config.databasePoolMax });
 
   let broker: Broker;
   if (config.redisUrl) {
@@ -85,6 +85,9 @@ async function main(): Promise<void> {
   process.on('message', (message) => {
     if (message === 'shutdown') void stop('shutdown message');
   });
+  // Forked with an IPC channel (a launcher such as `npm start`, or PM2): if that parent dies,
+  // even by SIGKILL, the channel closes and the server must not outlive it.
+  if (process.send) process.on('disconnect', () => void stop('parent process disconnected'));
 
   const port = await server.listen();
   logger.info('listening', { host: config.host, port, broker: broker.kind, origins: config.allowedOrigins.length || 'any' });

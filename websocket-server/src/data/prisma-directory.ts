@@ -1,14 +1,14 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../../../generated/prisma/client.ts';
 import type { Directory, PostAccessFacts, SubscriptionFacts } from './directory.ts';
-import type { NotificationPayload } from '../protocol/index.ts';
+import { toNotificationPayload, type NotificationPayload } from '../protocol/index.ts';
 
 export class PrismaDirectory implements Directory {
   readonly #prisma: PrismaClient;
 
-  constructor(databaseUrl: string, options: { poolMax?: number } = {}) {
+  constructor(databaseUrl: string, options: { poolMax: number }) {
     // Handshakes and subscribes are short point lookups; a small pool is plenty per process.
-    const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.poolMax ?? 10, idleTimeoutMillis: 10_000 });
+    const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.poolMax, idleTimeoutMillis: 10_000 });
     this.#prisma = new PrismaClient({ adapter });
   }
 
@@ -49,15 +49,7 @@ export class PrismaDirectory implements Directory {
       this.#prisma.notification.findMany({ where, orderBy: { createdAt: 'desc' }, take: limit }),
       this.#prisma.notification.count({ where }),
     ]);
-    const notifications = rows.map((row) => ({
-      id: row.id,
-      type: row.type,
-      title: row.title,
-      message: row.message,
-      isRead: row.isRead,
-      createdAt: row.createdAt.toISOString(),
-      ...(row.data === null ? {} : { data: row.data }),
-    }));
+    const notifications = rows.map(toNotificationPayload);
     return { notifications, count };
   }
 

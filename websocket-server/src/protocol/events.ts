@@ -22,6 +22,27 @@ export const notificationSchema = z.looseObject({
 });
 export type NotificationPayload = z.infer<typeof notificationSchema>;
 
+/** A stored notification (a database row) as it travels: dates as ISO strings, no null data. */
+export function toNotificationPayload(row: {
+  id: string;
+  type: string;
+  title: string;
+  message: string;
+  isRead: boolean;
+  createdAt: Date;
+  data?: unknown;
+}): NotificationPayload {
+  return {
+    id: row.id,
+    type: row.type,
+    title: row.title,
+    message: row.message,
+    isRead: row.isRead,
+    createdAt: row.createdAt.toISOString(),
+    ...(row.data === null || row.data === undefined ? {} : { data: row.data }),
+  };
+}
+
 /** What public channels may say about a post: never the content of a locked one. */
 export const postSummarySchema = z.looseObject({
   id,

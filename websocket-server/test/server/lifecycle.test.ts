@@ -4,6 +4,7 @@ import { TestClient } from '../support/client.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { startServer, type ServerProcess } from '../support/server-process.ts';
 import { mintSessionToken } from '../support/tokens.ts';
+import { testDatabaseUrl } from '../../../test/support/env.ts';
 
 describe('RealtimeServer › lifecycle', () => {
   let fixtures: Fixtures;
@@ -91,6 +92,39 @@ describe('RealtimeServer › lifecycle', () => {
       expect(text).to.include('process_resident_memory_bytes');
       client?.close();
     });
+  });
+
+  it('exits when the parent that forked it dies, even by SIGKILL', async function () {
+    this.timeout(30_000);
+    const { spawn } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const main = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+    // A launcher in the manner of `npm start`: forks the server with IPC, prints its pid.
+    const launcher = spawn(
+      process.execPath,
+      ['-e', `const c = require('node:child_process').fork(${JSON.stringify(main)}, [], { execArgv: ['--import', 'tsx'], stdio: 'ignore' });
+              c.on('message', (m) => { if (m && m.type === 'listening') console.log(c.pid); });`],
+      {
+        env: { ...process.env, WS_PORT: '0', WS_HOST: '127.0.0.1', DATABASE_URL: testDatabaseUrl(), NEXTAUTH_SECRET: 'x', REDIS_URL: '' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const serverPid = await new Promise<number>((resolve) => launcher.stdout.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+    const alive = () => {
+      try {
+        process.kill(serverPid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive()).to.equal(true);
+    launcher.kill('SIGKILL');
+    const deadline = Date.now() + 15_000;
+    while (alive() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    const survived = alive();
+    if (survived) process.kill(serverPid, 'SIGKILL');
+    expect(survived, 'the server outlived its parent').to.equal(false);
   });
 
   it('with METRICS_PORT, serves this process’s /health and /metrics on METRICS_PORT + NODE_APP_INSTANCE', async () => {
