@@ -153,6 +153,8 @@ async function main(): Promise<void> {
     NEXTAUTH_SECRET: nextAuthSecret,
     WS_PUBLISH_SECRET: publishSecret,
     WS_PORT: String(wsPort),
+    // PGlite serves a handful of connections in all (20): 5 here, 5 for the app.
+    DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX ?? (database ? '5' : '10'),
     // The browser's Origin on the handshake: the app, however it is addressed locally.
     ALLOWED_ORIGINS:
       process.env.ALLOWED_ORIGINS ??
@@ -167,7 +169,6 @@ async function main(): Promise<void> {
     ...process.env,
     NEXT_TELEMETRY_DISABLED: '1',
     DATABASE_URL: databaseUrl,
-    // PGlite serves a handful of connections in all; the WebSocket server holds up to 10.
     DATABASE_POOL_MAX: process.env.DATABASE_POOL_MAX ?? (database ? '5' : '10'),
     NEXTAUTH_SECRET: nextAuthSecret,
     NEXTAUTH_URL: appUrl,
