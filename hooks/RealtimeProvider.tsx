@@ -23,7 +23,7 @@ function createTabClient(): RealtimeClient {
   const endpoints = createEndpointSource();
   return new RealtimeClient({
     endpoint: ({ fresh }) => endpoints.get({ fresh }),
-    createSocket: (url) => new WebSocket(url),
+    createSocket: (url, protocols) => new WebSocket(url, protocols),
     location: window.location,
     onLog: (message, fields) => {
       if (process.env.NODE_ENV !== 'production') console.debug(`[realtime] ${message}`, fields ?? '');

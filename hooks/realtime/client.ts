@@ -20,6 +20,7 @@ import {
   closeCodeAction,
   eventDataSchemas,
   isEventType,
+  subprotocolsFor,
   type ClientFrame,
   type ErrorFrame,
   type PushFrame,
@@ -43,7 +44,7 @@ export type ChannelStatus =
 
 /** The surface of the browser's WebSocket this client uses (tests pass `ws` sockets). */
 export type WebSocketLike = Pick<WebSocket, 'readyState' | 'send' | 'close' | 'onmessage' | 'onclose' | 'onerror'>;
-export type WebSocketFactory = (url: string) => WebSocketLike;
+export type WebSocketFactory = (url: string, protocols: string[]) => WebSocketLike;
 
 export interface RealtimeClientOptions {
   endpoint: (opts: { fresh: boolean }) => Promise<RealtimeEndpoint>;
@@ -238,7 +239,7 @@ export class RealtimeClient {
 
     let socket: WebSocketLike;
     try {
-      socket = this.#options.createSocket(socketUrl(endpoint, this.#options.location));
+      socket = this.#options.createSocket(socketUrl(endpoint, this.#options.location), subprotocolsFor(endpoint.token));
     } catch (error) {
       this.#log('could not open a socket', { error: (error as Error).message });
       this.#scheduleRetry(null);

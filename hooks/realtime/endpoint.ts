@@ -27,10 +27,11 @@ export function createEndpointSource(path = '/api/realtime/token') {
   };
 }
 
-/** Absolute ws:// or wss:// URL, with the token in the query (browsers cannot set headers). */
+/**
+ * Absolute ws:// or wss:// URL. The token does not go in it: browsers cannot set headers, so
+ * it travels as a subprotocol (see `subprotocolsFor`), which proxies do not write to their logs.
+ */
 export function socketUrl(endpoint: RealtimeEndpoint, location: { protocol: string; host: string }): string {
   const base = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}`;
-  const url = new URL(endpoint.url, base);
-  if (endpoint.token) url.searchParams.set('token', endpoint.token);
-  return url.toString();
+  return new URL(endpoint.url, base).toString();
 }

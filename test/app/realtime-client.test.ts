@@ -63,7 +63,7 @@ describe('RealtimeClient (the hook’s socket)', function () {
       const states: ConnectionState[] = [];
       const client = new RealtimeClient({
         endpoint,
-        createSocket: (url) => new WebSocket(url) as unknown as WebSocketLike,
+        createSocket: (url, protocols) => new WebSocket(url, protocols) as unknown as WebSocketLike,
         location: { protocol: 'http:', host: '127.0.0.1' },
         backoff: { baseMs: 20, capMs: 100 },
         ...overrides,

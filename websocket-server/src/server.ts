@@ -22,7 +22,7 @@ import { createPublishHandler } from './http/publish.ts';
 import { Hub } from './hub.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { CLOSE_CODES } from './protocol/index.ts';
+import { CLOSE_CODES, WS_SUBPROTOCOL } from './protocol/index.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
 export interface RealtimeServerOptions {
@@ -90,6 +90,8 @@ export class RealtimeServer {
       maxPayload: options.maxPayloadBytes,
       perMessageDeflate: false,
       clientTracking: false,
+      // Answer with the protocol version only: a `bearer.<token>` offer must never be echoed.
+      handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
     });
     const publish = createPublishHandler({ broker, secret: options.publishSecret, metrics, logger });
     this.#http = createServer((request, response) => {

@@ -1,14 +1,16 @@
 /**
  * Finds the NextAuth session token in an upgrade request. Sources, in order: the
- * `Authorization: Bearer` header, the `?token=` query parameter, then the session cookie in its
+ * `Authorization: Bearer` header, a `bearer.<token>` WebSocket subprotocol (browsers), the
+ * `?token=` query parameter, then the session cookie in its
  * four spellings (`next-auth.session-token`, `__Secure-next-auth.session-token`, each possibly
  * split by next-auth into `.0`, `.1`, … chunks when larger than ~4 KB).
  */
 import type { IncomingMessage } from 'node:http';
+import { BEARER_SUBPROTOCOL_PREFIX } from '../protocol/index.ts';
 
 export const SESSION_COOKIE_NAMES = ['__Secure-next-auth.session-token', 'next-auth.session-token'] as const;
 
-export type TokenSource = 'header' | 'query' | 'cookie';
+export type TokenSource = 'header' | 'subprotocol' | 'query' | 'cookie';
 
 export function parseCookieHeader(header: string | undefined): Map<string, string> {
   const cookies = new Map<string, string>();
@@ -49,6 +51,12 @@ export function extractSessionToken(request: IncomingMessage): { token: string; 
   if (authorization) {
     const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
     if (match?.[1]) return { token: match[1], source: 'header' };
+  }
+  const offered = request.headers['sec-websocket-protocol'];
+  if (offered) {
+    const bearer = offered.split(',').map((p) => p.trim()).find((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX));
+    const token = bearer?.slice(BEARER_SUBPROTOCOL_PREFIX.length);
+    if (token) return { token, source: 'subprotocol' };
   }
   const url = new URL(request.url ?? '/', 'http://localhost');
   const fromQuery = url.searchParams.get('token');

@@ -6,4 +6,5 @@
 export * from './channels.ts';
 export * from './codes.ts';
 export * from './events.ts';
+export * from './handshake.ts';
 export * from './messages.ts';

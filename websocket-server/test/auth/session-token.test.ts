@@ -10,6 +10,10 @@ describe('auth/session-token', () => {
       const found = extractSessionToken(request('/?token=q', { authorization: 'Bearer h', cookie: 'next-auth.session-token=c' }));
       expect(found).to.deep.equal({ token: 'h', source: 'header' });
     });
+    it('reads a bearer. subprotocol after the header, before the query', () => {
+      const found = extractSessionToken(request('/?token=q', { 'sec-websocket-protocol': 'fonana.v1, bearer.a.b.c' }));
+      expect(found).to.deep.equal({ token: 'a.b.c', source: 'subprotocol' });
+    });
     it('reads ?token= next', () => {
       expect(extractSessionToken(request('/ws?token=q', { cookie: 'next-auth.session-token=c' }))).to.deep.equal({ token: 'q', source: 'query' });
     });

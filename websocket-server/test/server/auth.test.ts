@@ -33,6 +33,11 @@ describe('RealtimeServer › handshake authentication', () => {
 
   describe('accepted token sources', () => {
     it('Authorization: Bearer header', () => expectConnectedAs(TestClient.connect(server.url, { token, via: 'header' })));
+    it('a bearer.<token> subprotocol beside fonana.v1, answered with fonana.v1 only', async () => {
+      const client = await TestClient.connect(server.url, { token, via: 'subprotocol' });
+      expect(client.ws.protocol).to.equal('fonana.v1');
+      await expectConnectedAs(Promise.resolve(client));
+    });
     it('?token= query parameter', () => expectConnectedAs(TestClient.connect(server.url, { token, via: 'query' })));
     it('next-auth.session-token cookie', () => expectConnectedAs(TestClient.connect(server.url, { token, via: 'cookie' })));
     it('__Secure-next-auth.session-token cookie', () =>
@@ -67,6 +72,7 @@ describe('RealtimeServer › handshake authentication', () => {
     it('a token for a user that does not exist', async () => expect4001({ token: await mintSessionToken('cknotauser000000000000000') }));
     it('a token without a subject', async () =>
       expect4001({ token: await encode({ token: { name: 'no sub' }, secret: 'test-nextauth-secret-0123456789abcdef' }) }));
+    it('a bad token offered as a subprotocol', () => expect4001({ protocols: ['fonana.v1', 'bearer.not-a-token'] }));
     it('a truncated cookie chunk set', async () =>
       expect4001({ headers: { cookie: `next-auth.session-token.0=${token.slice(0, 100)}` } }));
 

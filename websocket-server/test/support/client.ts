@@ -3,13 +3,15 @@
  * test expects. Waits are bounded so a missing frame fails the test instead of hanging it.
  */
 import WebSocket, { type ClientOptions } from 'ws';
-import type { ServerFrame } from '../../src/protocol/index.ts';
+import { subprotocolsFor, type ServerFrame } from '../../src/protocol/index.ts';
 
 export type Frame = ServerFrame & Record<string, unknown>;
 
 export interface ConnectOptions {
   token?: string;
-  via?: 'header' | 'query' | 'cookie';
+  via?: 'header' | 'subprotocol' | 'query' | 'cookie';
+  /** Subprotocols offered on the handshake (set for you with via 'subprotocol'). */
+  protocols?: string[];
   cookieName?: string;
   headers?: Record<string, string>;
   path?: string;
@@ -49,15 +51,18 @@ export class TestClient {
   static open(baseUrl: string, options: ConnectOptions = {}): TestClient {
     const url = new URL(options.path ?? '/', baseUrl);
     const headers: Record<string, string> = { ...options.headers };
-    if (options.token !== undefined) {
+    let protocols = options.protocols ?? [];
+    const token = options.token;
+    if (token !== undefined) {
       const via = options.via ?? 'header';
-      if (via === 'header') headers.authorization = `Bearer ${options.token}`;
-      if (via === 'query') url.searchParams.set('token', options.token);
-      if (via === 'cookie') headers.cookie = `${options.cookieName ?? 'next-auth.session-token'}=${options.token}`;
+      if (via === 'header') headers.authorization = `Bearer ${token}`;
+      if (via === 'subprotocol') protocols = subprotocolsFor(token);
+      if (via === 'query') url.searchParams.set('token', token);
+      if (via === 'cookie') headers.cookie = `${options.cookieName ?? 'next-auth.session-token'}=${token}`;
     }
     const clientOptions: ClientOptions = { headers, autoPong: options.autoPong ?? true };
     if (options.origin) clientOptions.origin = options.origin;
-    return new TestClient(new WebSocket(url, clientOptions));
+    return new TestClient(new WebSocket(url, protocols, clientOptions));
   }
 
   /** Opens and waits for the `connected` frame. */
