@@ -20,6 +20,7 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('ping'), id: requestIdSchema.optional() }),
 ]);
 export type ClientFrame = z.infer<typeof clientFrameSchema>;
+const CLIENT_FRAME_TYPES: readonly string[] = clientFrameSchema.options.map((option) => option.shape.type.value);
 
 export type ConnectedFrame = { type: 'connected'; userId: string; connectionId: string };
 export type SubscribedFrame = { type: 'subscribed'; channel: string; id?: RequestId };
@@ -75,7 +76,7 @@ export function parseClientFrame(
   const message =
     typeof value !== 'object' || value === null || Array.isArray(value)
       ? 'frame must be a JSON object'
-      : typeof type !== 'string' || !['subscribe', 'unsubscribe', 'ping'].includes(type)
+      : typeof type !== 'string' || !CLIENT_FRAME_TYPES.includes(type)
         ? `unknown frame type ${JSON.stringify(type ?? null).slice(0, 40)}`
         : `invalid ${type} frame: ${result.error.issues.map((i) => `${i.path.join('.') || 'frame'} ${i.message}`).join('; ')}`;
   return id.success && id.data !== undefined ? { ok: false, id: id.data, message } : { ok: false, message };
