@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import {
   channelName,
   eventDataSchemas,
+  MAX_PUBLISH_CHANNELS,
   type EventData,
   type EventType,
   type NotificationPayload,
@@ -38,12 +39,10 @@ function transport(): Transport {
   return chosen;
 }
 
-/** How many POST /publish requests a fan-out keeps in flight at once (Redis pipelines instead). */
-const FAN_OUT_CONCURRENCY = 8;
-
 /**
  * Publishes one event to each channel; resolves to the number of channels that accepted it.
  * The same event id goes to every channel, so a client that sees it twice can drop the copy.
+ * A fan-out (one feed per subscriber) is one round trip per MAX_PUBLISH_CHANNELS channels.
  */
 export async function publish<T extends EventType>(channels: string | readonly string[], type: T, data: EventData<T>): Promise<number> {
   const list = typeof channels === 'string' ? [channels] : channels;
@@ -57,21 +56,19 @@ export async function publish<T extends EventType>(channels: string | readonly s
   const payload = { type, data: checked.data as Record<string, unknown>, id: randomUUID() };
   const t = transport();
   let accepted = 0;
-  for (let i = 0; i < list.length; i += FAN_OUT_CONCURRENCY) {
-    const batch = list.slice(i, i + FAN_OUT_CONCURRENCY);
-    const results = await Promise.allSettled(batch.map((channel) => t.send(channel, payload)));
-    results.forEach((result, j) => {
-      if (result.status === 'fulfilled') {
-        accepted += 1;
-        stats.published += 1;
-        return;
-      }
-      const error = result.reason instanceof Error ? result.reason.message : String(result.reason);
-      const channel = batch[j] ?? '';
-      stats.failed += 1;
+  for (let i = 0; i < list.length; i += MAX_PUBLISH_CHANNELS) {
+    const batch = list.slice(i, i + MAX_PUBLISH_CHANNELS);
+    try {
+      await t.send(batch, payload);
+      accepted += batch.length;
+      stats.published += batch.length;
+    } catch (reason) {
+      const error = reason instanceof Error ? reason.message : String(reason);
+      const channel = batch.length === 1 ? (batch[0] ?? '') : `${batch[0]} and ${batch.length - 1} more`;
+      stats.failed += batch.length;
       stats.lastFailure = { at: new Date().toISOString(), channel, type, error };
       log.warn('publish failed', { transport: t.kind, channel, type, error, failedTotal: stats.failed });
-    });
+    }
   }
   return accepted;
 }

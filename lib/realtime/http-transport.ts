@@ -8,12 +8,12 @@ export function httpTransport(baseUrl: string, secret: string | undefined): Tran
   const endpoint = new URL('/publish', baseUrl).toString();
   return {
     kind: 'http',
-    async send(channel, payload) {
+    async send(channels, payload) {
       if (!secret) throw new Error('WS_PUBLISH_SECRET is not set: cannot publish without REDIS_URL');
       const response = await fetch(endpoint, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
-        body: JSON.stringify({ channel, ...payload }),
+        body: JSON.stringify({ channels, ...payload }),
         signal: AbortSignal.timeout(PUBLISH_TIMEOUT_MS),
       });
       if (response.status !== 202) {

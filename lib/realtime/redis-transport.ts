@@ -37,8 +37,13 @@ function client(url: string): Redis {
 export function redisTransport(url: string, prefix: string): Transport {
   return {
     kind: 'redis',
-    async send(channel, payload) {
-      await client(url).publish(`${prefix}${channel}`, JSON.stringify(payload));
+    async send(channels, payload) {
+      const text = JSON.stringify(payload);
+      const pipeline = client(url).pipeline();
+      for (const channel of channels) pipeline.publish(`${prefix}${channel}`, text);
+      const results = (await pipeline.exec()) ?? [];
+      const failure = results.find(([error]) => error);
+      if (failure) throw failure[0];
     },
   };
 }

@@ -8,8 +8,12 @@
  */
 export interface Transport {
   readonly kind: 'redis' | 'http';
-  /** Resolves once the broker (or the server) accepted the event; rejects otherwise. */
-  send(channel: string, payload: { type: string; data: unknown; id: string }): Promise<void>;
+  /**
+   * Sends one event to every channel in `channels` with one serialization and one round trip
+   * (a Redis pipeline, or one POST /publish naming them all). Resolves once the broker (or the
+   * server) accepted it on every channel; rejects otherwise.
+   */
+  send(channels: readonly string[], payload: { type: string; data: unknown; id: string }): Promise<void>;
 }
 
 /** Longest a publish may hold up the API request that triggered it (ms). */

@@ -134,7 +134,8 @@ describe('API_INTEGRATION_GUIDE.md', () => {
     const types = new Set<string>();
     for (const example of examples) {
       const request = publishRequestSchema.parse(example);
-      expect(parseChannel(request.channel).ok, request.channel).to.equal(true);
+      expect(request.channel, 'each example names one channel').to.be.a('string');
+      expect(parseChannel(request.channel!).ok, request.channel).to.equal(true);
       const event = publishedEventSchema.safeParse({ type: request.type, data: request.data });
       expect(event.success, `${request.type}: ${JSON.stringify(event.error?.issues)}`).to.equal(true);
       types.add(request.type);

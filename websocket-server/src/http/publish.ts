@@ -1,6 +1,6 @@
 /**
  * `POST /publish`: publishing for backends without Redis access (and for the single-machine
- * default, where the broker is in-process). Body `{channel, type, data, id?}`, bearer
+ * default, where the broker is in-process). Body `{channel | channels, type, data, id?}`, bearer
  * `WS_PUBLISH_SECRET`. Answers 202 `{id}` once the broker took the event: with Redis every
  * node receives it, not only this one.
  */
@@ -55,9 +55,11 @@ export function createPublishHandler({ broker, secret, metrics, logger }: Publis
       reply(400, { error: 'bad_request', message: describe(envelope.error.issues) });
       return;
     }
-    const { channel, ...rest } = envelope.data;
-    if (!parseChannel(channel).ok) {
-      reply(400, { error: 'invalid_channel', message: `invalid channel ${JSON.stringify(channel)}` });
+    const { channel, channels: many, ...rest } = envelope.data;
+    const channels = [...new Set(many ?? [channel!])];
+    const invalid = channels.find((name) => !parseChannel(name).ok);
+    if (invalid !== undefined) {
+      reply(400, { error: 'invalid_channel', message: `invalid channel ${JSON.stringify(invalid)}` });
       return;
     }
     const event = publishedEventSchema.safeParse({ ...rest, id: rest.id ?? randomUUID(), ts: Date.now() });
@@ -65,14 +67,15 @@ export function createPublishHandler({ broker, secret, metrics, logger }: Publis
       reply(400, { error: 'bad_request', message: describe(event.error.issues) });
       return;
     }
-    try {
-      await broker.publish(channel, JSON.stringify(event.data));
-    } catch (error) {
-      logger.warn('publish failed', { channel, error: (error as Error).message });
-      reply(503, { error: 'broker_unavailable', message: 'the broker could not take the event; retry' });
+    const payload = JSON.stringify(event.data);
+    const results = await Promise.allSettled(channels.map((name) => broker.publish(name, payload)));
+    const failed = results.filter((result) => result.status === 'rejected');
+    if (failed.length > 0) {
+      logger.warn('publish failed', { channels: channels.length, failed: failed.length, error: String(failed[0]!.reason) });
+      reply(503, { error: 'broker_unavailable', message: `the broker could not take the event on ${failed.length} of ${channels.length} channels; retry` });
       return;
     }
-    reply(202, { id: event.data.id, channel });
+    reply(202, channel === undefined ? { id: event.data.id, channels: channels.length } : { id: event.data.id, channel });
   };
 }
 

@@ -51,13 +51,25 @@ export const publishedEventSchema = z
   });
 export type PublishedEvent = z.infer<typeof publishedEventSchema>;
 
-/** The body of `POST /publish`. */
-export const publishRequestSchema = z.object({
-  channel: channelField,
-  type: z.string(),
-  data: z.unknown(),
-  id: z.string().min(1).max(64).optional(),
-});
+/** Most channels one `POST /publish` may name (a creator's subscribers' feeds, in batches). */
+export const MAX_PUBLISH_CHANNELS = 1000;
+
+/**
+ * The body of `POST /publish`: one event for `channel`, or the same event for each of
+ * `channels` (one request, one serialization, whatever the number of channels).
+ */
+export const publishRequestSchema = z
+  .object({
+    channel: channelField.optional(),
+    channels: z.array(channelField).min(1).max(MAX_PUBLISH_CHANNELS).optional(),
+    type: z.string(),
+    data: z.unknown(),
+    id: z.string().min(1).max(64).optional(),
+  })
+  .refine((body) => (body.channel === undefined) !== (body.channels === undefined), {
+    message: 'give exactly one of channel or channels',
+    path: ['channel'],
+  });
 
 /** Parses one client frame from raw text; never throws. */
 export function parseClientFrame(

@@ -177,6 +177,24 @@ describe('RealtimeServer › delivery', () => {
       expect(push.data).to.deep.equal(likeData(postId, 3));
     });
 
+    it('publishes one event to several channels in one request, with one id', async () => {
+      const user = await fixtures.user();
+      const other = await fixtures.user();
+      const mine = await TestClient.connect(server.url, { token: await mintSessionToken(user.id) });
+      const theirs = await TestClient.connect(server.url, { token: await mintSessionToken(other.id) });
+      await mine.mustSubscribe(`feed_${user.id}`);
+      await theirs.mustSubscribe(`feed_${other.id}`);
+      const data = { reason: 'post_deleted', postId: 'p9' };
+      const response = await publishOverHttp(server, { channels: [`feed_${user.id}`, `feed_${other.id}`], type: 'feed_update', data });
+      expect(response.status).to.equal(202);
+      const { id, channels } = (await response.json()) as { id: string; channels: number };
+      expect(channels).to.equal(2);
+      expect((await mine.next((f) => f.type === 'feed_update')).id).to.equal(id);
+      expect((await theirs.next((f) => f.type === 'feed_update')).id).to.equal(id);
+      mine.close();
+      theirs.close();
+    });
+
     it('answers 401 without the secret, and with a wrong one', async () => {
       const body = { channel: `post_${postId}`, type: 'post_liked', data: likeData(postId) };
       expect((await publishOverHttp(server, body, null)).status).to.equal(401);
@@ -187,6 +205,9 @@ describe('RealtimeServer › delivery', () => {
       ['a body that is not JSON', '{oops'],
       ['a missing channel', { type: 'post_liked', data: {} }],
       ['an invalid channel', { channel: 'nope', type: 'post_liked', data: {} }],
+      ['both channel and channels', { channel: 'post_1', channels: ['post_2'], type: 'post_unliked', data: { postId: '1', userId: 'u', likesCount: 0 } }],
+      ['an empty channels list', { channels: [], type: 'post_unliked', data: { postId: '1', userId: 'u', likesCount: 0 } }],
+      ['one invalid name among channels', { channels: ['post_1', 'nope'], type: 'post_unliked', data: { postId: '1', userId: 'u', likesCount: 0 } }],
       ['an unknown event type', { channel: 'post_1', type: 'explode', data: {} }],
       ['data of the wrong shape', { channel: 'post_1', type: 'post_liked', data: { postId: 1 } }],
       ['data that is not an object', { channel: 'post_1', type: 'post_liked', data: 'x' }],
