@@ -38,10 +38,11 @@ export async function respondHealth(
     clearTimeout(timer);
   }
   const healthy = snapshot.state === 'running' && database === 'up' && snapshot.broker.state === 'ready';
+  const { broker, ...rest } = snapshot;
   sendJson(response, healthy ? 200 : 503, {
     status: healthy ? 'ok' : 'degraded',
-    ...snapshot,
-    redis: snapshot.broker.kind === 'redis' ? snapshot.broker.state : 'not_configured',
+    ...rest,
+    redis: broker.kind === 'redis' ? broker.state : 'not_configured',
     database,
   });
 }
