@@ -60,6 +60,7 @@ export class RealtimeServer {
   readonly #batcher = new WriteBatcher();
   readonly #startedAt = Date.now();
   readonly #channelContext: ChannelContext;
+  readonly #publish: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
   #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle';
   #heartbeat: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -93,9 +94,9 @@ export class RealtimeServer {
       // Answer with the protocol version only: a `bearer.<token>` offer must never be echoed.
       handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
     });
-    const publish = createPublishHandler({ broker, secret: options.publishSecret, metrics, logger });
+    this.#publish = createPublishHandler({ broker, secret: options.publishSecret, metrics, logger });
     this.#http = createServer((request, response) => {
-      this.#route(request, response, publish).catch((error: Error) => {
+      this.#route(request, response).catch((error: Error) => {
         logger.error('http handler failed', { path: request.url?.split('?')[0], error: error.message });
         if (!response.headersSent) sendJson(response, 500, { error: 'internal_error' });
         else response.destroy();
@@ -143,7 +144,7 @@ export class RealtimeServer {
         sendJson(response, 404, { error: 'not_found', message: 'this listener serves GET /health and GET /metrics only' });
         return;
       }
-      this.#route(request, response, async () => {}).catch((error: Error) => {
+      this.#route(request, response).catch((error: Error) => {
         this.#deps.logger.error('monitoring handler failed', { error: error.message });
         if (!response.headersSent) sendJson(response, 500, { error: 'internal_error' });
       });
@@ -206,11 +207,7 @@ export class RealtimeServer {
     logger.info('server closed');
   }
 
-  async #route(
-    request: IncomingMessage,
-    response: ServerResponse,
-    publish: (request: IncomingMessage, response: ServerResponse) => Promise<void>,
-  ): Promise<void> {
+  async #route(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     const route = `${request.method} ${path}`;
     switch (route) {
@@ -235,7 +232,7 @@ export class RealtimeServer {
         return;
       }
       case 'POST /publish':
-        return publish(request, response);
+        return this.#publish(request, response);
       default:
         sendJson(response, 404, { error: 'not_found', message: `no route for ${route.slice(0, 100)}` });
     }
