@@ -1,13 +1,14 @@
 import { redirect } from 'next/navigation';
 import { SignInForm } from '@/components/SignInForm.tsx';
 import { currentUser } from '@/lib/auth.ts';
+import { sameOriginPath } from '@/lib/same-origin-path.ts';
 
 export const metadata = { title: 'Sign in · fonana' };
 
 export default async function SignInPage({ searchParams }: { searchParams: Promise<{ callbackUrl?: string }> }) {
   const { callbackUrl } = await searchParams;
-  // Only same-site paths: an absolute URL here would be an open redirect.
-  const target = callbackUrl?.startsWith('/') && !callbackUrl.startsWith('//') ? callbackUrl : '/';
+  // Only paths on this site: anything else here would be an open redirect.
+  const target = sameOriginPath(callbackUrl);
   if (await currentUser()) redirect(target);
   return (
     <div className="card" style={{ maxWidth: 420, margin: '40px auto' }}>
