@@ -59,7 +59,8 @@ describe('nginx (nginx/sites-available/fonana.conf)', function () {
     });
 
     it('passes nginx -t under Debian’s own /etc/nginx/nginx.conf (paths moved to the prefix)', async function () {
-      if (!existsSync('/etc/nginx/nginx.conf')) this.skip();
+      // Debian's nginx package ships it, and .ci/run installs that package: absent means broken.
+      expect(existsSync('/etc/nginx/nginx.conf'), '/etc/nginx/nginx.conf (Debian nginx package)').to.equal(true);
       const prefix = await NginxPrefix.create();
       prefixes.push(prefix);
       const debian = (await readFile('/etc/nginx/nginx.conf', 'utf8'))

@@ -84,7 +84,7 @@ describe('RealtimeServer › delivery', () => {
       await second.mustSubscribe(`post_${other}`);
       expect(await held()).to.include(redisChannel(`post_${other}`));
       await second.request({ type: 'unsubscribe', channel: `post_${other}` });
-      // The UNSUBSCRIBE is sent after the reply; a ping round trip through the server orders it.
+      // The server sends UNSUBSCRIBE to Redis after its reply: poll until Redis shows it.
       await waitUntil(async () => !(await held()).includes(redisChannel(`post_${other}`)));
       second.close();
     });

@@ -5,6 +5,8 @@ import { Fixtures } from '../support/fixtures.ts';
 import { startServer, type ServerProcess } from '../support/server-process.ts';
 import { mintSessionToken } from '../support/tokens.ts';
 import { testDatabaseUrl } from '../../../test/support/env.ts';
+import { isAlive } from '../../../test/ops/support/pm2.ts';
+import { channelName } from '../../src/protocol/index.ts';
 
 describe('RealtimeServer › lifecycle', () => {
   let fixtures: Fixtures;
@@ -45,7 +47,7 @@ describe('RealtimeServer › lifecycle', () => {
     it(`on ${signal}: closes every socket with 1001 and exits 0`, async () => {
       const server = await startServer();
       const clients = await Promise.all([1, 2, 3].map(() => TestClient.connect(server.url, { token })));
-      await clients[0]!.mustSubscribe('creator_doesnotmatter'.replace('doesnotmatter', (await fixtures.creator()).id));
+      await clients[0]!.mustSubscribe(channelName.creator((await fixtures.creator()).id));
       const started = Date.now();
       const exitCode = await server.stop(signal);
       const codes = await Promise.all(clients.map(async (c) => (await c.closed).code));
@@ -109,22 +111,18 @@ describe('RealtimeServer › lifecycle', () => {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
-    const serverPid = await new Promise<number>((resolve) => launcher.stdout.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
-    const alive = () => {
-      try {
-        process.kill(serverPid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    expect(alive()).to.equal(true);
-    launcher.kill('SIGKILL');
-    const deadline = Date.now() + 15_000;
-    while (alive() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    const survived = alive();
-    if (survived) process.kill(serverPid, 'SIGKILL');
-    expect(survived, 'the server outlived its parent').to.equal(false);
+    let serverPid: number | undefined;
+    try {
+      serverPid = await new Promise<number>((resolve) => launcher.stdout.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+      expect(isAlive(serverPid)).to.equal(true);
+      launcher.kill('SIGKILL');
+      const deadline = Date.now() + 15_000;
+      while (isAlive(serverPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(isAlive(serverPid), 'the server outlived its parent').to.equal(false);
+    } finally {
+      launcher.kill('SIGKILL');
+      if (serverPid !== undefined && isAlive(serverPid)) process.kill(serverPid, 'SIGKILL');
+    }
   });
 
   it('with METRICS_PORT, serves this process’s /health and /metrics on METRICS_PORT + NODE_APP_INSTANCE', async () => {

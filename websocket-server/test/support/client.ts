@@ -3,7 +3,7 @@
  * test expects. Waits are bounded so a missing frame fails the test instead of hanging it.
  */
 import WebSocket, { type ClientOptions } from 'ws';
-import { subprotocolsFor, type ServerFrame } from '../../src/protocol/index.ts';
+import { isPushFrame, subprotocolsFor, type ServerFrame } from '../../src/protocol/index.ts';
 
 export type Frame = ServerFrame & Record<string, unknown>;
 
@@ -131,7 +131,7 @@ export class TestClient {
   }
 
   pushes(channel?: string): Frame[] {
-    return this.frames.filter((f) => 'channel' in f && f.channel !== undefined && !['subscribed', 'unsubscribed', 'error'].includes(f.type) && (channel === undefined || f.channel === channel));
+    return this.frames.filter((f) => isPushFrame(f) && (channel === undefined || f.channel === channel));
   }
 
   close(): void {
