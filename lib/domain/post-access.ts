@@ -3,25 +3,23 @@
  * page and the socket never disagree: content the page hides is content whose channel the
  * server refuses.
  */
-import { postAccess, type PostAccessReason } from '@/websocket-server/src/channels/post-access.ts';
+import { resolvePostAccess, type PostAccessLookups, type PostAccessReason } from '@/websocket-server/src/channels/post-access.ts';
+import type { PostAccessFacts } from '@/websocket-server/src/data/directory.ts';
 import { db } from '../db.ts';
 import { forbidden, notFound } from '../api/errors.ts';
 
-type PostFacts = { id: string; authorId: string; isLocked: boolean; requiredTier: 'BASIC' | 'PREMIUM' | 'VIP' };
-
-export async function accessTo(viewerId: string, post: PostFacts): Promise<PostAccessReason | null> {
-  // Public posts and the author's own need no lookups.
-  if (!post.isLocked || post.authorId === viewerId) {
-    return postAccess({ viewerId, post, subscription: null, purchased: false, now: new Date() });
-  }
-  const [subscription, purchase] = await Promise.all([
+const lookups: PostAccessLookups = {
+  findSubscription: (subscriberId, creatorId) =>
     db().subscription.findUnique({
-      where: { subscriberId_creatorId: { subscriberId: viewerId, creatorId: post.authorId } },
+      where: { subscriberId_creatorId: { subscriberId, creatorId } },
       select: { status: true, tier: true, expiresAt: true },
     }),
-    db().postPurchase.findUnique({ where: { userId_postId: { userId: viewerId, postId: post.id } }, select: { id: true } }),
-  ]);
-  return postAccess({ viewerId, post, subscription, purchased: purchase !== null, now: new Date() });
+  hasPurchased: async (userId, postId) =>
+    (await db().postPurchase.findUnique({ where: { userId_postId: { userId, postId } }, select: { id: true } })) !== null,
+};
+
+export function accessTo(viewerId: string, post: PostAccessFacts): Promise<PostAccessReason | null> {
+  return resolvePostAccess(viewerId, post, lookups, new Date());
 }
 
 /** The post, if it exists (404) and `viewerId` may read it (403). */

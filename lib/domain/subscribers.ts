@@ -1,9 +1,15 @@
 import { db } from '../db.ts';
 
+/** Prisma filter for subscriptions that grant access now: ACTIVE and not expired (see
+ * `subscriptionGrants` in websocket-server/src/channels/post-access.ts for the same rule). */
+export function activeSubscriptionWhere(now = new Date()) {
+  return { status: 'ACTIVE' as const, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] };
+}
+
 /** Ids of the users whose subscription to `creatorId` is active and unexpired now. */
 export async function activeSubscriberIds(creatorId: string): Promise<string[]> {
   const rows = await db().subscription.findMany({
-    where: { creatorId, status: 'ACTIVE', OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] },
+    where: { creatorId, ...activeSubscriptionWhere() },
     select: { subscriberId: true },
   });
   return rows.map((r) => r.subscriberId);
@@ -12,7 +18,7 @@ export async function activeSubscriberIds(creatorId: string): Promise<string[]> 
 /** Ids of the creators `subscriberId` actively subscribes to. */
 export async function subscribedCreatorIds(subscriberId: string): Promise<string[]> {
   const rows = await db().subscription.findMany({
-    where: { subscriberId, status: 'ACTIVE', OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] },
+    where: { subscriberId, ...activeSubscriptionWhere() },
     select: { creatorId: true },
   });
   return rows.map((r) => r.creatorId);

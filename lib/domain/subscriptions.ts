@@ -8,6 +8,7 @@ import type { SessionUser } from '../auth.ts';
 import { notFound, unprocessable } from '../api/errors.ts';
 import { publishNewSubscription, sendNotification } from '../realtime.ts';
 import type { Tier } from './posts.ts';
+import { subscriptionGrants } from '@/websocket-server/src/channels/post-access.ts';
 
 const SUBSCRIPTION_DAYS = 30;
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -20,8 +21,7 @@ export async function subscribe(user: SessionUser, creatorId: string, tier: Tier
   const existing = await db().subscription.findUnique({
     where: { subscriberId_creatorId: { subscriberId: user.id, creatorId } },
   });
-  const alreadyActive =
-    existing?.status === 'ACTIVE' && existing.tier === tier && (existing.expiresAt === null || existing.expiresAt > now);
+  const alreadyActive = existing !== null && existing.tier === tier && subscriptionGrants(existing, tier, now);
   if (existing && alreadyActive) return { subscription: existing, created: false };
 
   const expiresAt = new Date(now.getTime() + SUBSCRIPTION_DAYS * DAY_MS);
@@ -60,6 +60,7 @@ export async function subscriptionOf(userId: string, creatorId: string) {
     where: { subscriberId_creatorId: { subscriberId: userId, creatorId } },
     select: { tier: true, status: true, expiresAt: true },
   });
-  const active = s !== null && s.status === 'ACTIVE' && (s.expiresAt === null || s.expiresAt > new Date());
-  return active ? { tier: s.tier, expiresAt: s.expiresAt?.toISOString() ?? null } : null;
+  // Any tier grants at least BASIC, so this is "active and unexpired".
+  if (!s || !subscriptionGrants(s, 'BASIC', new Date())) return null;
+  return { tier: s.tier, expiresAt: s.expiresAt?.toISOString() ?? null };
 }

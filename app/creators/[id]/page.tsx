@@ -4,6 +4,7 @@ import { SubscribeButton } from '@/components/SubscribeButton.tsx';
 import { currentUser } from '@/lib/auth.ts';
 import { db } from '@/lib/db.ts';
 import { postsOfCreator } from '@/lib/domain/posts.ts';
+import { activeSubscriptionWhere } from '@/lib/domain/subscribers.ts';
 import { subscriptionOf } from '@/lib/domain/subscriptions.ts';
 import { channelName } from '@/websocket-server/src/protocol/index.ts';
 
@@ -16,7 +17,7 @@ export default async function CreatorPage({ params }: { params: Promise<{ id: st
   if (!ID.test(id)) notFound();
   const creator = await db().user.findUnique({
     where: { id },
-    select: { id: true, name: true, bio: true, isCreator: true, _count: { select: { subscribers: { where: { status: 'ACTIVE' } } } } },
+    select: { id: true, name: true, bio: true, isCreator: true, _count: { select: { subscribers: { where: activeSubscriptionWhere() } } } },
   });
   if (!creator?.isCreator) notFound();
   const [posts, subscription] = await Promise.all([postsOfCreator(id), subscriptionOf(user.id, id)]);

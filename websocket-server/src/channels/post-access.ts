@@ -27,6 +27,29 @@ export interface PostAccessInput {
   now: Date;
 }
 
+/** The two lookups a locked post needs; the server's Directory is one, the app has its own. */
+export interface PostAccessLookups {
+  findSubscription(subscriberId: string, creatorId: string): Promise<SubscriptionFacts | null>;
+  hasPurchased(userId: string, postId: string): Promise<boolean>;
+}
+
+/** `postAccess`, doing the lookups only when the post is locked and not the viewer's own. */
+export async function resolvePostAccess(
+  viewerId: string,
+  post: PostAccessFacts,
+  lookups: PostAccessLookups,
+  now: Date,
+): Promise<PostAccessReason | null> {
+  if (!post.isLocked || post.authorId === viewerId) {
+    return postAccess({ viewerId, post, subscription: null, purchased: false, now });
+  }
+  const [subscription, purchased] = await Promise.all([
+    lookups.findSubscription(viewerId, post.authorId),
+    lookups.hasPurchased(viewerId, post.id),
+  ]);
+  return postAccess({ viewerId, post, subscription, purchased, now });
+}
+
 /** The reason access is granted, or null when it is not. */
 export function postAccess({ viewerId, post, subscription, purchased, now }: PostAccessInput): PostAccessReason | null {
   if (!post.isLocked) return 'public';
