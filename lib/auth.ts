@@ -5,6 +5,7 @@
  * so the user id must be in `sub` (next-auth puts `user.id` there on sign-in) and nothing the
  * server needs may live only in a database session.
  */
+import { cache } from 'react';
 import bcrypt from 'bcryptjs';
 import { getServerSession, type NextAuthOptions } from 'next-auth';
 import CredentialsProvider from 'next-auth/providers/credentials';
@@ -72,9 +73,11 @@ export function authOptions(): NextAuthOptions {
 export type SessionUser = { id: string; name: string; email: string; isCreator: boolean };
 
 /** The signed-in user of the current request (server components and route handlers), or null. */
-export async function currentUser(): Promise<SessionUser | null> {
+/** Memoized per server render (React `cache`): the layout and the page both ask for it, and
+ * each call would decrypt the session cookie again. Outside a render it simply runs. */
+export const currentUser = cache(async (): Promise<SessionUser | null> => {
   const session = await getServerSession(authOptions());
   const user = session?.user;
   if (!user?.id) return null;
   return { id: user.id, name: user.name ?? '', email: user.email ?? '', isCreator: user.isCreator };
-}
+});

@@ -156,6 +156,8 @@ function DeletePostButton({ postId }: { postId: string }) {
         try {
           await api.deletePost(postId);
           window.location.assign('/');
+        } catch (error) {
+          window.alert(`The post could not be deleted: ${(error as Error).message}`);
         } finally {
           setPending(false);
         }

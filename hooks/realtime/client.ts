@@ -33,7 +33,8 @@ export interface ChannelListener {
   onEvent(frame: PushFrame): void;
   /** Each time the server confirms the subscription: first subscribe and every resubscribe. */
   onSubscribed?(): void;
-  /** The server refused the channel (forbidden, not_found, …); it is not retried. */
+  /** The server refused the channel (forbidden, not_found, …). It is not retried on its own;
+   * the next reconnect asks again, by then the user may have subscribed or bought. */
   onError?(error: ErrorFrame): void;
 }
 

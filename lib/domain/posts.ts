@@ -104,8 +104,6 @@ export async function feedFor(userId: string) {
   };
 }
 
-export type FeedPost = Awaited<ReturnType<typeof feedFor>>['posts'][number];
-
 export async function postsOfCreator(creatorId: string) {
   const posts = await db().post.findMany({
     where: { authorId: creatorId },
