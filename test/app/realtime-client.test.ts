@@ -14,7 +14,7 @@ import { startServer, type ServerProcess } from '../../websocket-server/test/sup
 import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts';
 import { channelName, type PushFrame } from '../../websocket-server/src/protocol/index.ts';
 import { testDatabaseUrl, TEST_PUBLISH_SECRET } from '../support/env.ts';
-import { freePort } from '../e2e/support/ports.ts';
+import { freePort } from '../support/ports.ts';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -16,7 +16,7 @@ import { startServer, type ServerProcess } from '../../websocket-server/test/sup
 import { testDatabaseUrl, testRedisPrefix, testRedisUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
 import { artifactPath, launchBrowser, signedInPage } from './support/browser.ts';
 import { ensureAppBuilt, startApp, type AppProcess } from './support/next-app.ts';
-import { freePort } from './support/ports.ts';
+import { freePort } from '../support/ports.ts';
 import { watchFor, type Condition, type Watch } from './support/watch.ts';
 
 /** The issue's bound: likes, comments and notifications show up in the other browser within 1 s. */

@@ -18,7 +18,7 @@ import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts'
 import { testDatabaseUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
 import { NGINX, NginxPrefix, renderSite, selfSignedCertificate, shippedSite, shippedSnippets } from './support/nginx.ts';
 import { cleanEnv, repoRoot, tsxBin } from './support/paths.ts';
-import { freePort } from './support/ports.ts';
+import { freePort } from '../support/ports.ts';
 import { health, publishFeedUpdate } from './support/publish.ts';
 import { run } from './support/run.ts';
 

@@ -18,7 +18,7 @@ import { E2E_DIST_DIR, ensureAppBuilt } from '../e2e/support/next-app.ts';
 import { testDatabaseUrl, testRedisPrefix, testRedisUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
 import { buildServer, type ServerBuild } from './support/build.ts';
 import { isAlive, Pm2 } from './support/pm2.ts';
-import { freePort } from './support/ports.ts';
+import { freePort } from '../support/ports.ts';
 import { health, publishFeedUpdate } from './support/publish.ts';
 import { ReconnectingClient } from './support/reconnecting-client.ts';
 import { until } from './support/wait.ts';

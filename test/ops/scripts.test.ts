@@ -13,7 +13,7 @@ import { startServer, type ServerProcess } from '../../websocket-server/test/sup
 import { testDatabaseUrl, testRedisPrefix, testRedisUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
 import { cleanEnv, repoRoot } from './support/paths.ts';
 import { isAlive, Pm2 } from './support/pm2.ts';
-import { freePort } from './support/ports.ts';
+import { freePort } from '../support/ports.ts';
 import { run } from './support/run.ts';
 import { until } from './support/wait.ts';
 
