@@ -43,6 +43,13 @@ const envSchema = z.object({
   NOTIFICATIONS_POLL_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(250).default(60_000)),
   /** Connections in the app's PostgreSQL pool; the embedded PGlite accepts only a few. */
   DATABASE_POOL_MAX: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(100).default(10)),
+  /**
+   * `1`: this is the demo (the demo accounts alice/bob/carol@example.com exist), and the
+   * sign-in page lists them. `npm start` (scripts/start.ts) sets it when it has seeded them: on
+   * the embedded database, or with SEED_DEMO=1. Unset or `0` anywhere else, so a real site
+   * does not advertise accounts it does not have.
+   */
+  FONANA_DEMO: z.preprocess(emptyToUndefined, z.enum(['0', '1']).default('0').transform((v) => v === '1')),
 });
 
 export type Env = Readonly<z.infer<typeof envSchema>>;
