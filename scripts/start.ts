@@ -8,12 +8,19 @@
 // `prisma migrate deploy`, a no-op when up to date) but not seeded unless SEED_DEMO=1.
 //
 // Then the WebSocket server (in-process broker unless REDIS_URL is set) and Next.js, sharing
-// NEXTAUTH_SECRET and WS_PUBLISH_SECRET. SIGINT/SIGTERM are forwarded; if either child dies
-// the other is stopped and this process exits non-zero.
+// NEXTAUTH_SECRET and WS_PUBLISH_SECRET: from the environment, else generated on the first run
+// and kept in <data dir>/secrets.json (scripts/secrets.ts; no secret is written in the code).
+// FONANA_DEMO=1 tells the app that the demo accounts exist (the sign-in page lists them): only
+// when this script seeded them. SIGINT/SIGTERM are forwarded; if either child dies the other is
+// stopped and this process exits non-zero.
+//
+// NODE_ENV=production: NEXTAUTH_SECRET and ALLOWED_ORIGINS must be set, or this exits with
+// code 1 before starting anything; nothing is generated or read from the data dir for secrets.
 //
 // Environment (all optional): PORT (3000), WS_PORT (3002), DATABASE_URL, REDIS_URL,
-// NEXTAUTH_SECRET, NEXTAUTH_URL, WS_PUBLISH_SECRET, WS_PUBLIC_URL, NOTIFICATIONS_POLL_MS,
-// SEED_DEMO=1.
+// NEXTAUTH_SECRET, NEXTAUTH_URL, WS_PUBLISH_SECRET, WS_PUBLIC_URL, ALLOWED_ORIGINS,
+// NOTIFICATIONS_POLL_MS, SEED_DEMO=1, FONANA_DATA_DIR (./data: the embedded database in
+// pglite/ and secrets.json), NEXT_DIST_DIR (.next: the build next start uses).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
@@ -22,17 +29,34 @@ import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.ts';
 import { applyMigrations } from './db/schema-engine.ts';
 import { DEMO_PASSWORD, seedDemoData } from './db/seed.ts';
+import { loadOrCreateSecrets, productionProblems } from './secrets.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dev = process.argv.includes('--dev');
 const NEXT_BIN = path.join(root, 'node_modules/next/dist/bin/next');
 const WS_MAIN = path.join(root, 'websocket-server/src/main.ts');
-/** Only for local runs: sessions signed with it are worthless anywhere else. */
-const DEV_NEXTAUTH_SECRET = 'fonana-local-development-secret-change-me';
 /** Longest wait for a child to exit after SIGTERM before SIGKILL (ms). */
 const CHILD_STOP_TIMEOUT_MS = 10_000;
+const production = process.env.NODE_ENV === 'production';
+/** The embedded database (pglite/) and the generated secrets (secrets.json). */
+const dataDir = path.resolve(process.env.FONANA_DATA_DIR || path.join(root, 'data'));
 
 const say = (line: string) => process.stdout.write(`[start] ${line}\n`);
+/** A path as the user would type it: ./data/… inside the repository, absolute elsewhere. */
+const shown = (file: string) => {
+  const relative = path.relative(root, file);
+  return relative.startsWith('..') || path.isAbsolute(relative) ? file : `./${relative}`;
+};
+
+// Before anything starts (no database, no child, no file): a production start without these
+// would run with a secret nobody else knows, or accept sockets from any site.
+if (production) {
+  const problems = productionProblems();
+  if (problems.length > 0) {
+    process.stderr.write(`[start] NODE_ENV=production: not starting.\n${problems.map((p) => `[start]   ${p}\n`).join('')}`);
+    process.exit(1);
+  }
+}
 
 const children = new Set<ChildProcess>();
 let database: EmbeddedPostgres | undefined;
@@ -77,16 +101,36 @@ setInterval(() => {
   if (process.ppid !== parentAtStart) void shutdown(0, 'parent process exited');
 }, 1_000).unref();
 
-async function prepareDatabase(): Promise<string> {
+/** The database URL, and whether the demo accounts were seeded into it (this run). */
+async function prepareDatabase(): Promise<{ url: string; demo: boolean }> {
   const external = process.env.DATABASE_URL;
-  const url = external ?? (database = await startEmbeddedPostgres({ dataDir: path.join(root, 'data/pglite'), port: 0 })).url;
-  say(external ? 'database: DATABASE_URL' : `database: embedded PGlite in ./data/pglite at ${url}`);
+  const pgliteDir = path.join(dataDir, 'pglite');
+  const url = external ?? (database = await startEmbeddedPostgres({ dataDir: pgliteDir, port: 0 })).url;
+  say(external ? 'database: DATABASE_URL' : `database: embedded PGlite in ${shown(pgliteDir)} at ${url}`);
   await applyMigrations(url);
-  if (!external || process.env.SEED_DEMO === '1') {
+  const demo = !external || process.env.SEED_DEMO === '1';
+  if (demo) {
     await seedDemoData(url);
     say(`demo data ready: alice@example.com, bob@example.com, carol@example.com (password "${DEMO_PASSWORD}")`);
   }
-  return url;
+  return { url, demo };
+}
+
+/** NEXTAUTH_SECRET and WS_PUBLISH_SECRET for both children (see scripts/secrets.ts). */
+async function prepareSecrets(): Promise<{ nextAuthSecret: string; publishSecret: string }> {
+  if (production) {
+    // NEXTAUTH_SECRET was checked at start-up. The publish secret is shared by the two children
+    // only, so without one in the environment a fresh random one per run is as good as any.
+    const nextAuthSecret = process.env.NEXTAUTH_SECRET ?? '';
+    const publishSecret = process.env.WS_PUBLISH_SECRET || randomBytes(32).toString('base64url');
+    if (!process.env.WS_PUBLISH_SECRET) say('WS_PUBLISH_SECRET not set: a random one for this run (other backends cannot POST /publish)');
+    return { nextAuthSecret, publishSecret };
+  }
+  const { secrets, source, file } = await loadOrCreateSecrets(dataDir);
+  const from = (name: keyof typeof source) =>
+    source[name] === 'environment' ? 'from the environment' : source[name] === 'generated' ? `generated into ${shown(file)}` : `from ${shown(file)}`;
+  say(`secrets: NEXTAUTH_SECRET ${from('NEXTAUTH_SECRET')}, WS_PUBLISH_SECRET ${from('WS_PUBLISH_SECRET')}`);
+  return { nextAuthSecret: secrets.NEXTAUTH_SECRET, publishSecret: secrets.WS_PUBLISH_SECRET };
 }
 
 /** Starts the WebSocket server and resolves with its port (it reports it over IPC). */
@@ -105,7 +149,8 @@ function runNext(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
 }
 
 async function ensureProductionBuild(env: NodeJS.ProcessEnv): Promise<void> {
-  const buildId = path.join(root, '.next/BUILD_ID');
+  // The same output directory as next.config.ts's distDir.
+  const buildId = path.join(root, process.env.NEXT_DIST_DIR || '.next', 'BUILD_ID');
   if (existsSync(buildId)) {
     say(`using the build of ${statSync(buildId).mtime.toISOString()} (after code changes: npm run build, or npm run dev)`);
     return;
@@ -134,18 +179,10 @@ async function waitForApp(url: string, timeoutMs = 120_000): Promise<boolean> {
 async function main(): Promise<void> {
   const appPort = Number(process.env.PORT ?? 3000);
   const wsPort = Number(process.env.WS_PORT ?? 3002);
-  if (!process.env.NEXTAUTH_SECRET) {
-    if (process.env.DATABASE_URL && process.env.NODE_ENV === 'production') {
-      throw new Error('NEXTAUTH_SECRET must be set when running against a production database');
-    }
-    say('NEXTAUTH_SECRET not set: using the local development secret');
-  }
-  const nextAuthSecret = process.env.NEXTAUTH_SECRET ?? DEV_NEXTAUTH_SECRET;
-  // Shared by the two children only, so a fresh random one per run is as good as any.
-  const publishSecret = process.env.WS_PUBLISH_SECRET ?? randomBytes(24).toString('base64url');
+  const { nextAuthSecret, publishSecret } = await prepareSecrets();
   const appUrl = process.env.NEXTAUTH_URL ?? `http://localhost:${appPort}`;
 
-  const databaseUrl = await prepareDatabase();
+  const { url: databaseUrl, demo } = await prepareDatabase();
 
   const wsEnv: NodeJS.ProcessEnv = {
     ...process.env,
@@ -175,12 +212,16 @@ async function main(): Promise<void> {
     WS_PUBLISH_SECRET: publishSecret,
     WS_PUBLISH_URL: process.env.WS_PUBLISH_URL ?? `http://127.0.0.1:${listeningPort}`,
   };
+  // Decided here, whatever the environment said: the sign-in page lists the demo accounts only
+  // where they exist.
+  if (demo) appEnv.FONANA_DEMO = '1';
+  else delete appEnv.FONANA_DEMO;
   if (database) delete appEnv.REDIS_URL;
   if (!dev) await ensureProductionBuild(appEnv);
   watch(runNext(dev ? ['dev', '-p', String(appPort)] : ['start', '-p', String(appPort)], appEnv), 'Next.js');
 
   if (await waitForApp(`http://127.0.0.1:${appPort}/api/health`)) {
-    say(`ready: ${appUrl}  (sign in as alice@example.com / ${DEMO_PASSWORD})`);
+    say(`ready: ${appUrl}${demo ? `  (sign in as alice@example.com / ${DEMO_PASSWORD})` : ''}`);
   }
 }
 

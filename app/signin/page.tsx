@@ -1,6 +1,7 @@
 import { redirect } from 'next/navigation';
 import { SignInForm } from '@/components/SignInForm.tsx';
 import { currentUser } from '@/lib/auth.ts';
+import { env } from '@/lib/env.ts';
 import { sameOriginPath } from '@/lib/same-origin-path.ts';
 
 export const metadata = { title: 'Sign in · fonana' };
@@ -14,10 +15,13 @@ export default async function SignInPage({ searchParams }: { searchParams: Promi
     <div className="card" style={{ maxWidth: 420, margin: '40px auto' }}>
       <h1>Sign in</h1>
       <SignInForm callbackUrl={target} />
-      <p className="muted">
-        Demo accounts: alice@example.com (creator), bob@example.com (subscribed to Alice), carol@example.com — password
-        “password”.
-      </p>
+      {/* Only on the demo (FONANA_DEMO=1, set by `npm start` when it seeded these accounts). */}
+      {env().FONANA_DEMO && (
+        <p className="muted" data-testid="demo-accounts">
+          Demo accounts: alice@example.com (creator), bob@example.com (subscribed to Alice), carol@example.com — password
+          “password”.
+        </p>
+      )}
     </div>
   );
 }
