@@ -21,6 +21,7 @@ import { cleanEnv, repoRoot, tsxBin } from './support/paths.ts';
 import { freePort } from '../support/ports.ts';
 import { health, publishFeedUpdate } from './support/publish.ts';
 import { run } from './support/run.ts';
+import { until } from './support/wait.ts';
 
 const DEFAULT_HEARTBEAT_S = 30;
 
@@ -85,6 +86,18 @@ describe('nginx (nginx/sites-available/fonana.conf)', function () {
       expect(seconds).to.be.above(2 * DEFAULT_HEARTBEAT_S);
       expect(wsBlock).to.match(/proxy_set_header Upgrade \$http_upgrade;/);
       expect(wsBlock).to.match(/proxy_set_header Connection \$fonana_connection_upgrade;/);
+    });
+
+    it('logs /ws with a format that has the path but not the query string', async function () {
+      const snippet = await readFile(path.join(shippedSnippets, 'fonana-proxy.conf'), 'utf8');
+      const wsBlock = /location = \/ws \{([\s\S]*?)\n\}/.exec(snippet)?.[1] ?? '';
+      expect(wsBlock).to.match(/^\s*access_log \/var\/log\/nginx\/fonana-ws\.access\.log fonana_ws;/m);
+      const site = await readFile(shippedSite, 'utf8');
+      const format = /^log_format fonana_ws ([^;]*);/m.exec(site)?.[1] ?? '';
+      expect(format).to.include('$uri');
+      for (const variable of ['$request ', '$request"', '$request_uri', '$args', '$query_string', '$arg_']) {
+        expect(format, variable).not.to.include(variable);
+      }
     });
   });
 
@@ -197,6 +210,28 @@ describe('nginx (nginx/sites-available/fonana.conf)', function () {
     it('passes Origin through: a foreign site gets 403', async function () {
       const status = await TestClient.handshakeStatus(wsUrl, { path: '/ws', token, via: 'cookie', origin: 'https://evil.example' });
       expect(status).to.equal(403);
+    });
+
+    it('writes no ?token= to the access log: /ws is logged by path only', async function () {
+      // A real session token of its own (another iat and jti than the others): found in the log,
+      // it could only come from this request.
+      const queryToken = await mintSessionToken(userId);
+      const userAgent = `nginx-log-test-${Date.now()}`;
+      const client = await TestClient.connect(wsUrl, { path: '/ws', token: queryToken, via: 'query', origin, headers: { 'user-agent': userAgent } });
+      expect(client.frames[0], 'authenticated through nginx with ?token=').to.include({ type: 'connected', userId });
+      client.close();
+      await client.closed;
+      // nginx writes the line when the proxied connection ends.
+      const line = await until(
+        'the access log line of the /ws connection',
+        async () => (await prefix.accessLog('fonana-ws.access.log')).split('\n').find((l) => l.includes(userAgent)),
+        5_000,
+      );
+      const log = await prefix.accessLog('fonana-ws.access.log');
+      expect(log, 'access log').not.to.include(queryToken);
+      expect(log, 'access log').not.to.include('token=');
+      expect(prefix.log(), 'error log').not.to.include(queryToken);
+      expect(line).to.match(/"GET \/ws HTTP\/1\.1" 101 /);
     });
 
     it('passes auth failures through: a bad cookie is closed with 4001', async function () {

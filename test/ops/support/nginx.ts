@@ -3,10 +3,11 @@
  * + nginx/snippets/) under the harness main config (nginx/test/nginx.conf) in a temp prefix, so
  * nothing touches /etc/nginx, /var/log or port 80. `renderSite` rewrites only the listen lines
  * and the upstream servers of the shipped file, and fails loudly if the file no longer has the
- * shape it expects (a silent no-op would test the wrong config).
+ * shape it expects (a silent no-op would test the wrong config). Log files the shipped config
+ * writes under /var/log/nginx/ go to <prefix>/logs/ instead (accessLog()).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -72,6 +73,11 @@ export async function selfSignedCertificate(dir: string): Promise<{ certificate:
   return { certificate, key };
 }
 
+/** Debian's log directory in a shipped file, as a path relative to the prefix (`logs/…`). */
+export function prefixLogs(conf: string): string {
+  return conf.replace(/(\baccess_log\s+)\/var\/log\/nginx\//g, '$1logs/');
+}
+
 export class NginxPrefix {
   readonly dir: string;
   readonly conf: string;
@@ -94,10 +100,15 @@ export class NginxPrefix {
     const prefix = new NginxPrefix(dir);
     await cp(harnessConf, prefix.conf);
     await cp(shippedSnippets, path.join(dir, 'snippets'), { recursive: true });
+    for (const name of await readdir(path.join(dir, 'snippets'))) {
+      const file = path.join(dir, 'snippets', name);
+      await writeFile(file, prefixLogs(await readFile(file, 'utf8')));
+    }
+    await mkdir(path.join(dir, 'logs'));
     await mkdir(path.join(dir, 'sites-available'));
     await mkdir(path.join(dir, 'sites-enabled'));
     await mkdir(path.join(dir, 'tmp'));
-    await writeFile(path.join(dir, 'sites-available/fonana.conf'), site ?? (await readFile(shippedSite, 'utf8')));
+    await writeFile(path.join(dir, 'sites-available/fonana.conf'), prefixLogs(site ?? (await readFile(shippedSite, 'utf8'))));
     await symlink('../sites-available/fonana.conf', path.join(dir, 'sites-enabled/fonana.conf'));
     return prefix;
   }
@@ -125,6 +136,11 @@ export class NginxPrefix {
 
   log(): string {
     return this.#log;
+  }
+
+  /** The text of an access log the shipped config writes as /var/log/nginx/<name> ('' if none yet). */
+  async accessLog(name: string): Promise<string> {
+    return readFile(path.join(this.dir, 'logs', name), 'utf8').catch(() => '');
   }
 
   /** Fast shutdown (SIGTERM: the master stops its workers), then removes the prefix. */
