@@ -7,12 +7,24 @@
  * clients catch up on their next fetch (the notification bell also polls while its socket is
  * down). Failures are logged and counted (see publishStats), and the functions resolve to
  * false instead of throwing.
+ *
+ * Control messages (the `announce…` functions at the end) tell every WebSocket node that a
+ * session ended or that access to something changed, so that sockets close (4003) or lose the
+ * channels they may no longer read. They follow the same policy: sent after the commit, never
+ * failing the request. A lost control message leaves a socket open that should have closed,
+ * until its token expires (minutes); a later issue adds a transactional outbox so that it is
+ * sent at least once.
  */
 import { randomUUID } from 'node:crypto';
 import {
   channelName,
+  CONTROL_CHANNEL,
+  controlMessageSchema,
   eventDataSchemas,
   MAX_PUBLISH_CHANNELS,
+  type ControlMessage,
+  type EntitlementCause,
+  type EntitlementSubject,
   type EventData,
   type EventType,
   type NotificationPayload,
@@ -146,4 +158,83 @@ export function publishCommentAdded(data: EventData<'comment_added'>) {
 
 export function publishCommentDeleted(data: EventData<'comment_deleted'>) {
   return publish(channelName.post(data.postId), 'comment_deleted', data);
+}
+
+// ---- control messages: sessions and entitlements ---------------------------------------
+
+/**
+ * Sends one control message on `$control`; resolves to true when the broker took it. Validated
+ * against the protocol's schema first: an invalid one is a bug here, counted as `invalid`.
+ */
+export async function sendControl(message: ControlMessage): Promise<boolean> {
+  const stats = publishStats();
+  const checked = controlMessageSchema.safeParse(message);
+  if (!checked.success) {
+    stats.invalid += 1;
+    log.error('control message does not match the protocol; not sent', { type: message.type, issues: checked.error.issues.slice(0, 5) });
+    return false;
+  }
+  const t = transport();
+  try {
+    await t.sendControl(checked.data);
+    stats.published += 1;
+    return true;
+  } catch (reason) {
+    const error = reason instanceof Error ? reason.message : String(reason);
+    stats.failed += 1;
+    stats.lastFailure = { at: new Date().toISOString(), channel: CONTROL_CHANNEL, type: message.type, error };
+    log.warn('control message failed', { transport: t.kind, type: message.type, error, failedTotal: stats.failed });
+    return false;
+  }
+}
+
+/** One browser signed out: its sockets (token `sid` = sessionId) close with 4003. */
+export function announceSessionRevoked(userId: string, sessionId: string) {
+  return sendControl({ type: 'session_revoked', userId, sessionId });
+}
+
+/** "Sign out everywhere": every socket of the user whose token was issued at or before `notBefore` closes. */
+export function announceUserSessionsRevoked(userId: string, notBefore: Date) {
+  return sendControl({ type: 'user_sessions_revoked', userId, notBefore: notBefore.getTime() });
+}
+
+/** The account is gone: every socket of the user closes. */
+export function announceUserDeleted(userId: string) {
+  return sendControl({ type: 'user_deleted', userId });
+}
+
+/** Most subjects one control message may name (the protocol's limit). */
+const MAX_SUBJECTS = 100;
+
+/**
+ * Access to something changed: every node re-checks the memberships that depend on `subjects`
+ * and unsubscribes (reason `forbidden`) the members that lost access. `at` is the commit time
+ * the server measures revocation latency from. More than 100 subjects go in several messages;
+ * resolves to true when every one was taken.
+ */
+export async function announceEntitlementChange(cause: EntitlementCause, subjects: readonly EntitlementSubject[], at = new Date()): Promise<boolean> {
+  let ok = true;
+  for (let i = 0; i < subjects.length; i += MAX_SUBJECTS) {
+    const batch = subjects.slice(i, i + MAX_SUBJECTS);
+    ok = (await sendControl({ type: 'entitlement_changed', cause, subjects: batch, at: at.getTime() })) && ok;
+  }
+  return ok;
+}
+
+type SubscriptionCause = Extract<EntitlementCause, `subscription_${string}`>;
+type PostCause = Extract<EntitlementCause, `post_${string}`>;
+type PurchaseCause = Extract<EntitlementCause, `purchase_${string}`>;
+
+export function announceSubscriptionChange(cause: SubscriptionCause, subscriberId: string, creatorId: string) {
+  return announceEntitlementChange(cause, [{ kind: 'subscription', subscriberId, creatorId }]);
+}
+
+export function announcePostAccessChange(cause: PostCause, postIds: string | readonly string[]) {
+  const ids = typeof postIds === 'string' ? [postIds] : postIds;
+  return announceEntitlementChange(cause, ids.map((postId) => ({ kind: 'post' as const, postId })));
+}
+
+/** For the purchase flow (a later issue): a post bought or refunded. */
+export function announcePurchaseChange(cause: PurchaseCause, userId: string, postId: string) {
+  return announceEntitlementChange(cause, [{ kind: 'purchase', userId, postId }]);
 }

@@ -1,9 +1,11 @@
 /**
- * Publishes with Redis PUBLISH on `<REDIS_CHANNEL_PREFIX><channel>`. One ioredis connection per
+ * Publishes with Redis PUBLISH on `<REDIS_CHANNEL_PREFIX><channel>`, control messages on
+ * `<REDIS_CHANNEL_PREFIX>$control`. One ioredis connection per
  * process, on globalThis so that dev reloads do not leak connections. A publishing connection
  * never subscribes, so it stays usable for PUBLISH (ioredis README, "Pub/Sub").
  */
 import { Redis } from 'ioredis';
+import { CONTROL_CHANNEL } from '@/websocket-server/src/protocol/index.ts';
 import { log } from '../log.ts';
 import { PUBLISH_TIMEOUT_MS, type Transport } from './transport.ts';
 
@@ -44,6 +46,11 @@ export function redisTransport(url: string, prefix: string): Transport {
       const results = (await pipeline.exec()) ?? [];
       const failure = results.find(([error]) => error);
       if (failure) throw failure[0];
+    },
+    async sendControl(message) {
+      // Every node subscribes to the control channel for as long as it runs, so 0 receivers only
+      // means no node is up: nothing is open that would have to be closed.
+      await client(url).publish(`${prefix}${CONTROL_CHANNEL}`, JSON.stringify(message));
     },
   };
 }

@@ -4,8 +4,11 @@
  * `POST /publish` (the single-machine default, where the server's broker is in-process).
  *
  * Both send the same JSON, `{type, data, id}`, which the server validates against the protocol
- * module before fanning it out.
+ * module before fanning it out. Control messages (sign-outs, entitlement changes; see
+ * websocket-server/src/protocol/control.ts) go on the reserved `$control` channel instead.
  */
+import type { ControlMessage } from '@/websocket-server/src/protocol/index.ts';
+
 export interface Transport {
   readonly kind: 'redis' | 'http';
   /**
@@ -14,6 +17,12 @@ export interface Transport {
    * server) accepted it on every channel; rejects otherwise.
    */
   send(channels: readonly string[], payload: { type: string; data: unknown; id: string }): Promise<void>;
+  /**
+   * Sends one control message to every WebSocket node: Redis `PUBLISH <prefix>$control`, or
+   * `POST /control`. Resolves once the broker (or the server, 202) took it; rejects otherwise.
+   * The message has been validated by the caller.
+   */
+  sendControl(message: ControlMessage): Promise<void>;
 }
 
 /** Longest a publish may hold up the API request that triggered it (ms). */
