@@ -3,6 +3,7 @@ import type { SessionUser } from '@/lib/auth.ts';
 import { ConnectionStatus } from './ConnectionStatus.tsx';
 import { NotificationBell } from './NotificationBell.tsx';
 import { SignOutButton } from './SignOutButton.tsx';
+import { SignOutEverywhereButton } from './SignOutEverywhereButton.tsx';
 import styles from './Header.module.css';
 
 export function Header({ user }: { user: SessionUser | null }) {
@@ -29,6 +30,7 @@ export function Header({ user }: { user: SessionUser | null }) {
               {user.name}
             </span>
             <SignOutButton />
+            <SignOutEverywhereButton />
           </>
         ) : (
           <Link href="/signin">Sign in</Link>

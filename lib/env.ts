@@ -41,6 +41,12 @@ const envSchema = z.object({
   ),
   /** Interval of the notifications HTTP poll while the socket is not open, in ms (60 s). */
   NOTIFICATIONS_POLL_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(250).default(60_000)),
+  /**
+   * Lifetime of the browser's realtime token (GET /api/realtime/token), in seconds: 300 by
+   * default, 10 to 900. The WebSocket server closes a socket with 4002 at the token's `exp`
+   * unless the client refreshed it, so short lifetimes are cheap; tests use the minimum.
+   */
+  REALTIME_TOKEN_TTL_SECONDS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(10).max(900).default(300)),
   /** Connections in the app's PostgreSQL pool; the embedded PGlite accepts only a few. */
   DATABASE_POOL_MAX: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(100).default(10)),
   /**
