@@ -1,8 +1,13 @@
-/** Posts: create and delete (with their fan-out), and the reads the pages and API make. */
+/**
+ * Posts: create, change access (lock, unlock, re-tier) and delete, with their fan-out, and the
+ * reads the pages and API make. Changes of who may read a post are announced to the WebSocket
+ * nodes after they committed (an `entitlement_changed` control message), so that sockets that
+ * lose access are unsubscribed from the post's channel at once.
+ */
 import { db } from '../db.ts';
 import type { SessionUser } from '../auth.ts';
 import { forbidden, notFound } from '../api/errors.ts';
-import { publishPostCreated, publishPostDeleted } from '../realtime.ts';
+import { announcePostAccessChange, publishPostCreated, publishPostDeleted } from '../realtime.ts';
 import { accessTo } from './post-access.ts';
 import { isRecordNotFound } from './prisma-errors.ts';
 import { toCommentPayload, toPostSummary } from './serialize.ts';
@@ -40,8 +45,46 @@ export async function deletePost(user: SessionUser, postId: string) {
       if (isRecordNotFound(error)) throw notFound('no such post');
       throw error;
     });
+  // The event first, so that members of post_{id} see post_deleted before the nodes drop them.
   await publishPostDeleted(postId, user.id, await activeSubscriberIds(user.id));
+  await announcePostAccessChange('post_deleted', postId);
   return { deleted: true };
+}
+
+export interface PostAccessChange {
+  isLocked?: boolean;
+  requiredTier?: Tier;
+}
+
+/**
+ * Its author locks, unlocks or re-tiers a post. Announced when it changes who may read it:
+ * `post_locked`, `post_unlocked`, or `post_retiered` (a locked post's tier changed; the tier of
+ * a public post decides nothing until it is locked). A change to what it already is announces
+ * nothing.
+ */
+export async function changePostAccess(user: SessionUser, postId: string, change: PostAccessChange) {
+  const result = await db().$transaction(async (tx) => {
+    const before = await tx.post.findUnique({ where: { id: postId }, select: { authorId: true, isLocked: true, requiredTier: true } });
+    if (!before) throw notFound('no such post');
+    if (before.authorId !== user.id) throw forbidden('only the author may change a post');
+    const after = await tx.post.update({
+      where: { id: postId },
+      data: change,
+      include: { author: { select: { name: true } } },
+    });
+    return { before, after };
+  });
+  const { before, after } = result;
+  const cause =
+    !before.isLocked && after.isLocked
+      ? 'post_locked'
+      : before.isLocked && !after.isLocked
+        ? 'post_unlocked'
+        : after.isLocked && before.requiredTier !== after.requiredTier
+          ? 'post_retiered'
+          : null;
+  if (cause) await announcePostAccessChange(cause, postId);
+  return { post: { ...toPostSummary(after), authorName: after.author.name }, changed: cause };
 }
 
 const COMMENTS_SHOWN = 100;

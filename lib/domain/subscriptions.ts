@@ -2,11 +2,15 @@
  * Subscribing to a creator. There is no payment here: a subscription is granted at the asked
  * tier for SUBSCRIPTION_DAYS. The creator learns of it on their own notifications channel
  * (`new_subscription` and a stored notification), never on the public creator channel.
+ *
+ * Every change of a subscription is also announced to the WebSocket nodes (an
+ * `entitlement_changed` control message), after it committed, so that sockets that lose access
+ * to the creator's locked posts are unsubscribed from them at once.
  */
 import { db } from '../db.ts';
 import type { SessionUser } from '../auth.ts';
 import { notFound, unprocessable } from '../api/errors.ts';
-import { publishNewSubscription, sendNotification } from '../realtime.ts';
+import { announceSubscriptionChange, publishNewSubscription, sendNotification } from '../realtime.ts';
 import type { Tier } from './posts.ts';
 import { subscriptionGrants } from '@/websocket-server/src/channels/post-access.ts';
 
@@ -30,6 +34,11 @@ export async function subscribe(user: SessionUser, creatorId: string, tier: Tier
     create: { subscriberId: user.id, creatorId, tier, status: 'ACTIVE', expiresAt },
     update: { tier, status: 'ACTIVE', expiresAt },
   });
+  // A different tier of a subscription that still grants access is a change of tier (a
+  // downgrade takes access away); anything else — a new one, or one renewed after it was
+  // cancelled or expired — only grants.
+  const tierChanged = existing !== null && existing.tier !== tier && subscriptionGrants(existing, 'BASIC', now);
+  await announceSubscriptionChange(tierChanged ? 'subscription_tier_changed' : 'subscription_created', user.id, creatorId);
   await publishNewSubscription(creatorId, {
     subscriptionId: subscription.id,
     subscriberId: user.id,
@@ -45,13 +54,18 @@ export async function subscribe(user: SessionUser, creatorId: string, tier: Tier
   return { subscription, created: true };
 }
 
-/** Cancels at once (no refunds to model). Nothing is published: cancellations are not news. */
+/**
+ * Cancels at once (no refunds to model). No event is published (cancellations are not news),
+ * but the WebSocket nodes are told, and take the creator's locked posts away from the user's
+ * sockets.
+ */
 export async function unsubscribe(user: SessionUser, creatorId: string) {
   const { count } = await db().subscription.updateMany({
     where: { subscriberId: user.id, creatorId, status: 'ACTIVE' },
     data: { status: 'CANCELLED' },
   });
   if (count === 0) throw notFound('no active subscription to this creator');
+  await announceSubscriptionChange('subscription_cancelled', user.id, creatorId);
   return { cancelled: true };
 }
 
