@@ -140,6 +140,9 @@ describe('API routes (HTTP against the running app)', function () {
         ['POST', '/api/notifications/x/read'],
         ['POST', '/api/notifications/read-all'],
         ['GET', '/api/realtime/token'],
+        ['PATCH', `/api/posts/${postId}`],
+        ['POST', '/api/account/sign-out-everywhere'],
+        ['DELETE', '/api/account'],
       ];
       for (const [method, path] of routes) {
         const { status, json } = await call(method, path, undefined, method === 'POST' ? {} : undefined);
