@@ -9,12 +9,19 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EVENT_TYPES, parseChannel, publishRequestSchema, publishedEventSchema } from '../../websocket-server/src/protocol/index.ts';
+import {
+  controlMessageSchema,
+  EVENT_TYPES,
+  parseChannel,
+  publishRequestSchema,
+  publishedEventSchema,
+} from '../../websocket-server/src/protocol/index.ts';
 import { TestClient } from '../../websocket-server/test/support/client.ts';
 import { Fixtures } from '../../websocket-server/test/support/fixtures.ts';
 import { startServer, type ServerProcess } from '../../websocket-server/test/support/server-process.ts';
 import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts';
 import { testDatabaseUrl, testRedisPrefix, testRedisUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
+import { ControlRecorder } from '../app/support/auth-flow.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -103,7 +110,18 @@ describe('API_INTEGRATION_GUIDE.md', () => {
   it('marks every code block with the check that exercises it', async () => {
     const { unmarked } = await guideBlocks();
     expect(unmarked).to.deep.equal([]);
-    const known = ['publisher-helpers', 'redis-cli', 'curl', 'python', 'event-examples', 'node-client', 'hook-usage'];
+    const known = [
+      'publisher-helpers',
+      'redis-cli',
+      'curl',
+      'python',
+      'event-examples',
+      'node-client',
+      'hook-usage',
+      'control-examples',
+      'control-helpers',
+      'control-redis-cli',
+    ];
     expect(blocks.map((b) => b.check).filter((c) => !known.includes(c))).to.deep.equal([]);
   });
 
@@ -217,5 +235,54 @@ describe('API_INTEGRATION_GUIDE.md', () => {
     const stored = await fixtures.prisma.notification.findUnique({ where: { id: notification.id } });
     expect(stored?.userId).to.equal(alice.id);
     author.close();
+  });
+  it('control-examples: one valid example of each control message type', () => {
+    const examples = JSON.parse(block('control-examples').code) as unknown[];
+    const types = new Set<string>();
+    for (const example of examples) {
+      const parsed = controlMessageSchema.safeParse(example);
+      expect(parsed.success, `${JSON.stringify(example)}: ${JSON.stringify(parsed.error?.issues)}`).to.equal(true);
+      types.add(parsed.data!.type);
+    }
+    const allTypes = controlMessageSchema.options.map((option) => option.shape.type.value);
+    expect([...types].sort()).to.deep.equal([...allTypes].sort());
+  });
+
+  it('control-redis-cli: the control message reaches <prefix>$control', async () => {
+    const recorder = await ControlRecorder.start(testRedisUrl(), env.REDIS_CHANNEL_PREFIX!);
+    try {
+      const result = await run('bash', ['-c', block('control-redis-cli').code], env);
+      expect(result.code, result.stderr).to.equal(0);
+      const message = await recorder.next((m) => m.type === 'entitlement_changed');
+      expect(message).to.deep.include({ cause: 'subscription_cancelled' });
+      expect(recorder.invalid).to.deep.equal([]);
+    } finally {
+      await recorder.stop();
+    }
+  });
+
+  it('control-helpers: the app helpers send the three control messages, valid, in order', async () => {
+    const recorder = await ControlRecorder.start(testRedisUrl(), env.REDIS_CHANNEL_PREFIX!);
+    try {
+      const ids = { userId: 'guide-user', sessionId: 'guide-session', subscriberId: 'guide-fan', creatorId: 'guide-creator', postId: 'guide-post' };
+      const file = join(tmp, 'control.ts');
+      const prelude = Object.entries(ids).map(([name, value]) => `const ${name} = ${JSON.stringify(value)};`).join('\n');
+      const [imports, ...body] = block('control-helpers').code.split('\n\n');
+      await writeFile(file, `${imports}\n${prelude}\n${body.join('\n\n')}\nprocess.exit(0);\n`);
+      const result = await run(process.execPath, ['--import', 'tsx', file], {
+        ...env,
+        DATABASE_URL: testDatabaseUrl(),
+        NEXTAUTH_SECRET: TEST_NEXTAUTH_SECRET,
+      });
+      expect(result.code, result.stderr).to.equal(0);
+      await recorder.next((m) => m.type === 'entitlement_changed' && m.cause === 'post_locked');
+      expect(recorder.messages.map((m) => ({ ...m, ...('at' in m ? { at: 0 } : {}) }))).to.deep.equal([
+        { type: 'session_revoked', userId: ids.userId, sessionId: ids.sessionId },
+        { type: 'entitlement_changed', cause: 'subscription_cancelled', subjects: [{ kind: 'subscription', subscriberId: ids.subscriberId, creatorId: ids.creatorId }], at: 0 },
+        { type: 'entitlement_changed', cause: 'post_locked', subjects: [{ kind: 'post', postId: ids.postId }], at: 0 },
+      ]);
+    } finally {
+      await recorder.stop();
+    }
   });
 });
