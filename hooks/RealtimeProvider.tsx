@@ -39,8 +39,9 @@ export function RealtimeProvider({ userId, pollMs, children }: RealtimeConfig & 
     const tabClient = createTabClient();
     setClient(tabClient);
     tabClient.start();
-    // Back online or back to a visible tab after giving up: try at once instead of waiting for
-    // the next probe.
+    // Back online or back to a visible tab: try at once instead of waiting out a backoff delay
+    // or the next probe after giving up. An attempt already in flight is left to finish, and an
+    // open socket is untouched (retryNow only cuts waits short).
     const retry = () => tabClient.retryNow();
     const onVisible = () => {
       if (document.visibilityState === 'visible') retry();

@@ -6,10 +6,15 @@
  *
  * Handlers may change on every render without resubscribing (they are read through a ref).
  * `onSubscribed` runs on every confirmation, the first and each one after a reconnect, so a
- * component can refetch what it missed while the socket was down. `channel` null: nothing.
+ * component can refetch what it missed while the socket was down. `onError` runs when the
+ * server refuses the channel (after the client's own retries of `internal_error` and
+ * `rate_limited`); `onRevoked` when the server ends the subscription itself because access was
+ * lost (subscription cancelled, post locked): nothing more arrives, the status becomes
+ * `{status: 'error', code: 'forbidden'}`, and the moment has come to show the locked state.
+ * `channel` null: nothing.
  */
 import { useEffect, useRef, useSyncExternalStore } from 'react';
-import type { ErrorFrame, EventData, EventType, PushFrame } from '@/websocket-server/src/protocol/index.ts';
+import type { ErrorFrame, EventData, EventType, PushFrame, UnsubscribeReason } from '@/websocket-server/src/protocol/index.ts';
 import { useRealtimeContext } from './RealtimeProvider.tsx';
 import type { ChannelStatus } from './realtime/client.ts';
 
@@ -18,6 +23,7 @@ export type ChannelHandlers = { [K in EventType]?: (data: EventData<K>, frame: P
 export interface ChannelOptions {
   onSubscribed?: (info: { resubscribed: boolean }) => void;
   onError?: (error: ErrorFrame) => void;
+  onRevoked?: (info: { reason: UnsubscribeReason; message: string }) => void;
 }
 
 const PENDING: ChannelStatus = { status: 'pending' };
@@ -43,6 +49,9 @@ export function useChannel(channel: string | null, handlers: ChannelHandlers, op
       },
       onError(error) {
         latest.current.options.onError?.(error);
+      },
+      onRevoked(reason, message) {
+        latest.current.options.onRevoked?.({ reason, message });
       },
     });
   }, [client, channel]);

@@ -78,7 +78,7 @@ function reducer(state: NotificationsState, action: Action): NotificationsState 
 }
 
 export interface UseNotifications extends NotificationsState {
-  /** 'websocket' while live, 'polling' while the API is polled instead. */
+  /** 'websocket' while live (socket open, channel not refused), 'polling' while the API is polled instead. */
   mode: 'websocket' | 'polling';
   /** The notifications channel's subscription on the socket. */
   channel: ChannelStatus;
@@ -128,12 +128,15 @@ export function useNotifications(): UseNotifications {
     },
   );
 
-  // HTTP polling whenever the socket is not open (connecting, reconnecting, closed).
+  // HTTP polling whenever the socket is not open (connecting, reconnecting, closed), or it is
+  // but the channel is not live on it (refused after the client's retries). A session refresh
+  // keeps the socket open and the channel subscribed: nothing changes here.
+  const live = mode === 'websocket' && channel.status !== 'error';
   useEffect(() => {
-    if (!userId || mode === 'websocket') return;
+    if (!userId || live) return;
     const timer = setInterval(() => void refresh(), pollMs);
     return () => clearInterval(timer);
-  }, [userId, mode, pollMs, refresh]);
+  }, [userId, live, pollMs, refresh]);
 
   const nextCursor = state.nextCursor;
   const loadMore = useCallback(async () => {
@@ -174,5 +177,5 @@ export function useNotifications(): UseNotifications {
     }
   }, []);
 
-  return { ...state, mode, channel, refresh, loadMore, markRead, markAllRead, clear };
+  return { ...state, mode: live ? 'websocket' : 'polling', channel, refresh, loadMore, markRead, markAllRead, clear };
 }

@@ -17,3 +17,18 @@ export function fullJitterDelay(attempt: number, options: BackoffOptions = DEFAU
   const window = Math.min(options.capMs, options.baseMs * 2 ** Math.max(0, attempt));
   return Math.floor(random() * window);
 }
+
+/**
+ * The delay before retry `attempt` when the server named a minimum wait (`retry_after_ms=` in a
+ * close reason, `retryAfterMs` in an error reply): that wait, plus the full-jitter delay on top,
+ * so that tabs told the same floor still spread out after it.
+ */
+export function retryDelay(
+  attempt: number,
+  floorMs: number | null | undefined,
+  options: BackoffOptions = DEFAULT_BACKOFF,
+  random: () => number = Math.random,
+): number {
+  const floor = typeof floorMs === 'number' && Number.isFinite(floorMs) && floorMs > 0 ? Math.floor(floorMs) : 0;
+  return floor + fullJitterDelay(attempt, options, random);
+}

@@ -3,45 +3,45 @@
  * carries many channels). Framework-free so that it can be tested without React; the provider
  * (hooks/RealtimeProvider.tsx) owns the tab's instance.
  *
- * - Connection state lives in one snapshot changed only by `#setState` (see state.ts).
- * - Lost connections are retried with full-jitter exponential backoff, at most `maxAttempts`
- *   times in a row; then the client is 'closed' ('gave_up') and components poll over HTTP. A
- *   single probe every `probeIntervalMs` (or `retryNow()`, called when the browser comes back
- *   online) tries again.
+ * - Connection state lives in one snapshot changed only by `#setState` (see state.ts); each
+ *   channel has its own small state machine (subscription.ts); the session's refresh ahead of
+ *   expiry is session-refresh.ts.
+ * - Lost connections are retried with full-jitter exponential backoff, at least as long as the
+ *   server's `retry_after_ms=` hint in the close reason. The backoff level only goes back to 0
+ *   once a socket has stayed open for `stableAfterMs`: a server that accepts and closes at once
+ *   (4029, 4030, 1013) sees growing delays, not a loop at the base delay. After `maxAttempts`
+ *   such retries in a row the client is 'closed' ('gave_up') and components poll over HTTP; a
+ *   single probe every `probeIntervalMs` (or `retryNow()`) tries again.
  * - Close codes decide, through the protocol's `closeCodeAction`: 1001/1011/1013/4029/4030/1006
  *   reconnect; 4001 fetches a fresh token and tries once more, then stops (no reconnect storm
- *   on an expired session); 1000 stops.
+ *   on an expired session); 4002 (session expired, no refresh in time, as with cookie
+ *   authentication) reconnects at once with a fresh endpoint, not counted as a failure; 4003
+ *   (signed out, account deleted) and 1000 stop.
  * - After every (re)connect all channels are subscribed again; `onSubscribed` tells listeners,
  *   so they can refetch what they may have missed while disconnected.
  * - An application-level ping every `pingIntervalMs` detects dead connections that the browser
  *   has not noticed (its WebSocket API exposes no protocol pings).
  */
 import {
+  CLOSE_CODES,
   closeCodeAction,
   eventDataSchemas,
   isEventType,
+  retryAfterFromReason,
   subprotocolsFor,
   type ClientFrame,
+  type ConnectedFrame,
   type ErrorFrame,
   type PushFrame,
+  type RefreshedFrame,
+  type RequestId,
+  type UnsubscribedFrame,
 } from '@/websocket-server/src/protocol/index.ts';
-import { DEFAULT_BACKOFF, fullJitterDelay, type BackoffOptions } from './backoff.ts';
+import { DEFAULT_BACKOFF, retryDelay, type BackoffOptions } from './backoff.ts';
 import { SignedOutError, socketUrl, type RealtimeEndpoint } from './endpoint.ts';
+import { DEFAULT_REFRESH, SessionRefresh, type RefreshPolicy } from './session-refresh.ts';
 import { INITIAL_SNAPSHOT, TRANSITIONS, type ClosedReason, type ConnectionSnapshot, type ConnectionState } from './state.ts';
-
-export interface ChannelListener {
-  onEvent(frame: PushFrame): void;
-  /** Each time the server confirms the subscription: first subscribe and every resubscribe. */
-  onSubscribed?(): void;
-  /** The server refused the channel (forbidden, not_found, …). It is not retried on its own;
-   * the next reconnect asks again, by then the user may have subscribed or bought. */
-  onError?(error: ErrorFrame): void;
-}
-
-export type ChannelStatus =
-  | { status: 'pending' }
-  | { status: 'subscribed' }
-  | { status: 'error'; code: string; message: string };
+import { PENDING, Subscription, type ChannelListener, type ChannelStatus, type SubscriptionHost } from './subscription.ts';
 
 /** The surface of the browser's WebSocket this client uses (tests pass `ws` sockets). */
 export type WebSocketLike = Pick<WebSocket, 'readyState' | 'send' | 'close' | 'onmessage' | 'onclose' | 'onerror'>;
@@ -54,12 +54,22 @@ export interface RealtimeClientOptions {
   location: { protocol: string; host: string };
   maxAttempts?: number;
   backoff?: BackoffOptions;
+  /** How long a socket must stay open before the backoff level goes back to 0 (ms). */
+  stableAfterMs?: number;
+  /** After 4002 on a stable socket, the reconnect waits a random delay below this (ms). */
+  expiredReconnectJitterMs?: number;
+  /** Retries of a subscribe answered `internal_error` or `rate_limited`, with `backoff`. */
+  channelRetries?: number;
+  /** When to refresh the session ahead of its expiry (see session-refresh.ts). */
+  refresh?: RefreshPolicy;
   pingIntervalMs?: number;
   pongTimeoutMs?: number;
   /** Longest wait for the server's `connected` frame after starting an attempt (ms). */
   connectTimeoutMs?: number;
   /** After giving up, one attempt this often (ms); 0 disables the probe. */
   probeIntervalMs?: number;
+  /** Source of the jitter, uniform in [0, 1) (tests may pin it). */
+  random?: () => number;
   onLog?: (message: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -71,29 +81,32 @@ const SEEN_IDS = 256;
 /** Grace period before an unused channel is unsubscribed (ms). */
 const UNSUBSCRIBE_LINGER_MS = 1_500;
 
-const PENDING: ChannelStatus = { status: 'pending' };
-
-type ChannelEntry = {
-  listeners: Set<ChannelListener>;
-  status: ChannelStatus;
-  linger: ReturnType<typeof setTimeout> | undefined;
-};
-
 export class RealtimeClient {
   readonly #options: Required<Omit<RealtimeClientOptions, 'onLog'>> & Pick<RealtimeClientOptions, 'onLog'>;
-  readonly #channels = new Map<string, ChannelEntry>();
+  readonly #channels = new Map<string, Subscription>();
   readonly #stateListeners = new Set<() => void>();
   readonly #channelListeners = new Set<() => void>();
   readonly #seen: string[] = [];
+  readonly #subscriptionHost: SubscriptionHost;
+  readonly #refresh: SessionRefresh;
   #snapshot: ConnectionSnapshot = INITIAL_SNAPSHOT;
   #socket: WebSocketLike | null = null;
+  /** What the current socket was opened with. */
+  #endpoint: RealtimeEndpoint | null = null;
   /** Bumped whenever the current attempt is superseded, so stale callbacks do nothing. */
   #generation = 0;
   #running = false;
   /** Whether a 4001 has already been answered with a fresh token since the last open. */
   #reauthenticated = false;
+  /** The backoff level: failed attempts since a socket last stayed open for `stableAfterMs`. */
+  #failures = 0;
+  /** The current socket has stayed open for `stableAfterMs`. */
+  #stable = false;
+  /** A retry timer is pending (backoff or jitter); `retryNow` may cut it short. */
+  #waiting: { fresh: boolean } | null = null;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
+  #stableTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
   #nextRequestId = 1;
@@ -102,12 +115,37 @@ export class RealtimeClient {
     this.#options = {
       maxAttempts: 10,
       backoff: DEFAULT_BACKOFF,
+      stableAfterMs: 10_000,
+      expiredReconnectJitterMs: 500,
+      channelRetries: 5,
+      refresh: DEFAULT_REFRESH,
       pingIntervalMs: 25_000,
       pongTimeoutMs: 10_000,
       connectTimeoutMs: 10_000,
       probeIntervalMs: 5 * 60_000,
+      random: Math.random,
       ...options,
     };
+    this.#subscriptionHost = {
+      sendSubscribe: (channel) => this.#request((id) => ({ type: 'subscribe', channel, id })),
+      sendUnsubscribe: (channel) => void this.#request((id) => ({ type: 'unsubscribe', channel, id })),
+      statusChanged: () => this.#emitChannelStatus(),
+      log: (message, fields) => this.#log(message, fields),
+    };
+    this.#refresh = new SessionRefresh(
+      {
+        freshToken: async () => (await this.#options.endpoint({ fresh: true })).token,
+        sendRefresh: (token) => this.#request((id) => ({ type: 'refresh', token, id })),
+        signedOut: () => {
+          if (!this.#running) return;
+          this.#teardown();
+          this.#setState('closed', { closedReason: 'signed_out' });
+        },
+        log: (message, fields) => this.#log(message, fields),
+      },
+      this.#options.refresh,
+      this.#options.random,
+    );
   }
 
   // ---- lifecycle ------------------------------------------------------------------------
@@ -115,8 +153,8 @@ export class RealtimeClient {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    this.#snapshotPatch({ attempt: 0 });
-    this.#setState('connecting', { closedReason: null });
+    this.#failures = 0;
+    this.#setState('connecting', { attempt: 0, closedReason: null });
     void this.#connect(false);
   }
 
@@ -124,17 +162,32 @@ export class RealtimeClient {
   stop(): void {
     this.#running = false;
     this.#teardown();
-    for (const entry of this.#channels.values()) entry.status = { status: 'pending' };
+    for (const subscription of this.#channels.values()) subscription.reset();
     this.#setState('closed', { closedReason: 'stopped' });
   }
 
-  /** Try now, from any state but 'open' (the browser came back online, a user clicked retry). */
+  /**
+   * Try now instead of later (the browser came back online, the tab became visible, a user
+   * clicked retry). It only cuts short what is waiting: a pending backoff delay, or the wait
+   * for the next probe after giving up. An attempt in flight (token fetch, or a socket not yet
+   * `connected`) is left alone, and so are deliberate stops (signed out, session revoked, 1000).
+   */
   retryNow(): void {
-    if (!this.#running || this.#snapshot.state === 'open' || this.#snapshot.state === 'connecting') return;
-    this.#teardown();
-    this.#snapshotPatch({ attempt: 0 });
-    if (this.#snapshot.state === 'closed') this.#setState('connecting', { closedReason: null });
-    void this.#connect(false);
+    if (!this.#running) return;
+    const { state, closedReason } = this.#snapshot;
+    if (state === 'closed' && closedReason === 'gave_up') {
+      this.#teardown();
+      this.#failures = 0;
+      this.#setState('connecting', { attempt: 0 });
+      void this.#connect(false);
+      return;
+    }
+    const waiting = this.#waiting;
+    if (!waiting) return;
+    clearTimeout(this.#retryTimer);
+    this.#waiting = null;
+    this.#log('retrying now instead of after the delay');
+    void this.#connect(waiting.fresh);
   }
 
   // ---- state, for useSyncExternalStore ---------------------------------------------------
@@ -168,10 +221,6 @@ export class RealtimeClient {
     for (const listener of this.#stateListeners) listener();
   }
 
-  #snapshotPatch(patch: Partial<Omit<ConnectionSnapshot, 'state'>>): void {
-    this.#setState(this.#snapshot.state, patch);
-  }
-
   // ---- channels -------------------------------------------------------------------------
 
   /**
@@ -181,37 +230,30 @@ export class RealtimeClient {
    * subscription instead of racing an unsubscribe against a new subscribe on the server.
    */
   subscribe(channel: string, listener: ChannelListener): () => void {
-    let entry = this.#channels.get(channel);
-    if (!entry) {
-      entry = { listeners: new Set(), status: { status: 'pending' }, linger: undefined };
-      this.#channels.set(channel, entry);
-      if (this.#snapshot.state === 'open') this.#send({ type: 'subscribe', channel, id: this.#nextRequestId++ });
+    let subscription = this.#channels.get(channel);
+    if (!subscription) {
+      subscription = new Subscription(channel, this.#subscriptionHost, {
+        backoff: this.#options.backoff,
+        maxRetries: this.#options.channelRetries,
+        random: this.#options.random,
+      });
+      this.#channels.set(channel, subscription);
+      if (this.#snapshot.state === 'open') subscription.open();
     } else {
-      clearTimeout(entry.linger);
-      entry.linger = undefined;
-      // Joined an already live channel: tell this listener as the server told the others.
-      if (entry.status.status === 'subscribed') queueMicrotask(() => listener.onSubscribed?.());
+      clearTimeout(subscription.linger);
+      subscription.linger = undefined;
     }
-    entry.listeners.add(listener);
+    subscription.addListener(listener);
+    const current = subscription;
     return () => {
-      const current = this.#channels.get(channel);
-      if (!current?.listeners.delete(listener) || current.listeners.size > 0) return;
+      if (!current.listeners.delete(listener) || current.listeners.size > 0) return;
       current.linger = setTimeout(() => {
         if (this.#channels.get(channel) !== current || current.listeners.size > 0) return;
         this.#channels.delete(channel);
-        if (this.#snapshot.state === 'open' && current.status.status !== 'error') {
-          this.#send({ type: 'unsubscribe', channel, id: this.#nextRequestId++ });
-        }
+        current.dispose();
         this.#emitChannelStatus();
       }, UNSUBSCRIBE_LINGER_MS);
     };
-  }
-
-  #setChannelStatus(channel: string, status: ChannelStatus): void {
-    const entry = this.#channels.get(channel);
-    if (!entry) return;
-    entry.status = status;
-    this.#emitChannelStatus();
   }
 
   #emitChannelStatus(): void {
@@ -222,18 +264,19 @@ export class RealtimeClient {
 
   async #connect(freshToken: boolean): Promise<void> {
     const generation = ++this.#generation;
+    this.#waiting = null;
     let endpoint: RealtimeEndpoint;
     try {
       endpoint = await this.#options.endpoint({ fresh: freshToken });
     } catch (error) {
-      if (generation !== this.#generation) return;
+      if (generation !== this.#generation || !this.#running) return;
       if (error instanceof SignedOutError) {
         this.#teardown();
         this.#setState('closed', { closedReason: 'signed_out' });
         return;
       }
       this.#log('could not get a realtime endpoint', { error: (error as Error).message });
-      this.#scheduleRetry(null);
+      this.#scheduleRetry(null, null, freshToken);
       return;
     }
     if (generation !== this.#generation || !this.#running) return;
@@ -243,10 +286,11 @@ export class RealtimeClient {
       socket = this.#options.createSocket(socketUrl(endpoint, this.#options.location), subprotocolsFor(endpoint.token));
     } catch (error) {
       this.#log('could not open a socket', { error: (error as Error).message });
-      this.#scheduleRetry(null);
+      this.#scheduleRetry(null, null, freshToken);
       return;
     }
     this.#socket = socket;
+    this.#endpoint = endpoint;
     // The server completes the handshake even for a bad token and then closes with 4001, so
     // "open" means the `connected` frame, not the WebSocket open event.
     this.#connectTimer = setTimeout(() => this.#abandon(generation, 'no connected frame in time'), this.#options.connectTimeoutMs);
@@ -254,7 +298,7 @@ export class RealtimeClient {
       if (generation === this.#generation) this.#onMessage(event.data);
     };
     socket.onclose = (event) => {
-      if (generation === this.#generation) this.#onClose(event.code);
+      if (generation === this.#generation) this.#onClose(event.code, event.reason);
     };
     // An error is always followed by a close event, which does the work.
     socket.onerror = () => {};
@@ -264,14 +308,35 @@ export class RealtimeClient {
   #abandon(generation: number, why: string): void {
     if (generation !== this.#generation) return;
     this.#log('abandoning socket', { why });
-    this.#onClose(LOCAL_ABORT);
+    this.#onClose(LOCAL_ABORT, '');
   }
 
-  #onClose(code: number): void {
+  #onClose(code: number, reason: string | undefined): void {
+    const wasStable = this.#stable;
+    const wasOpen = this.#snapshot.state === 'open';
     this.#teardown();
     if (!this.#running) return;
+    const hintMs = retryAfterFromReason(reason ?? '');
+    this.#log('socket closed', { code, reason, stable: wasStable });
+
+    if (code === CLOSE_CODES.sessionRevoked) {
+      this.#setState('closed', { closedReason: 'session_revoked', lastCloseCode: code });
+      return;
+    }
+    if (code === CLOSE_CODES.sessionExpired) {
+      // The session outlived its token (no refresh in place was possible, or it came too late):
+      // a normal event on a socket that has been open a while, reconnected at once with a fresh
+      // endpoint. On a socket that closes this way right after opening it is a failure like any
+      // other, so a stale token cannot turn it into a loop.
+      if (wasStable) {
+        this.#setState('reconnecting', { attempt: this.#failures, lastCloseCode: code });
+        this.#wait(Math.floor(this.#options.random() * this.#options.expiredReconnectJitterMs), true);
+      } else {
+        this.#scheduleRetry(code, hintMs, true);
+      }
+      return;
+    }
     const action = code === LOCAL_ABORT ? 'reconnect' : closeCodeAction(code);
-    this.#log('socket closed', { code, action });
     if (action === 'stop') {
       this.#setState('closed', { closedReason: 'server_closed', lastCloseCode: code });
       return;
@@ -284,28 +349,34 @@ export class RealtimeClient {
       // Once: the token may simply have expired. A second 4001 in a row means the session
       // itself is not accepted, and retrying would only hammer the server.
       this.#reauthenticated = true;
-      if (this.#snapshot.state === 'open') this.#setState('reconnecting', { lastCloseCode: code });
-      else this.#snapshotPatch({ lastCloseCode: code });
+      if (wasOpen) this.#setState('reconnecting', { lastCloseCode: code });
+      else this.#setState(this.#snapshot.state, { lastCloseCode: code });
       void this.#connect(true);
       return;
     }
-    this.#scheduleRetry(code);
+    this.#scheduleRetry(code, hintMs, false);
   }
 
-  #scheduleRetry(code: number | null): void {
+  /** One more failure: wait (full jitter on the backoff level, at least the server's hint), or give up. */
+  #scheduleRetry(code: number | null, hintMs: number | null, fresh: boolean): void {
     const lastCloseCode = code ?? this.#snapshot.lastCloseCode;
-    const attempt = this.#snapshot.attempt;
-    if (attempt >= this.#options.maxAttempts) {
-      this.#setState('closed', { closedReason: 'gave_up', lastCloseCode });
+    if (this.#failures >= this.#options.maxAttempts) {
+      this.#setState('closed', { closedReason: 'gave_up', attempt: this.#failures, lastCloseCode });
       if (this.#options.probeIntervalMs > 0) {
         this.#retryTimer = setTimeout(() => this.#probe(), this.#options.probeIntervalMs);
       }
       return;
     }
-    const delay = fullJitterDelay(attempt, this.#options.backoff);
-    this.#setState('reconnecting', { attempt: attempt + 1, lastCloseCode });
-    this.#log('reconnecting', { attempt: attempt + 1, delayMs: delay });
-    this.#retryTimer = setTimeout(() => void this.#connect(false), delay);
+    const delay = retryDelay(this.#failures, hintMs, this.#options.backoff, this.#options.random);
+    this.#failures++;
+    this.#setState('reconnecting', { attempt: this.#failures, lastCloseCode });
+    this.#log('reconnecting', { attempt: this.#failures, delayMs: delay });
+    this.#wait(delay, fresh);
+  }
+
+  #wait(delay: number, fresh: boolean): void {
+    this.#waiting = { fresh };
+    this.#retryTimer = setTimeout(() => void this.#connect(fresh), delay);
   }
 
   /** After giving up: one attempt; failing it gives up again until the next probe. */
@@ -318,12 +389,18 @@ export class RealtimeClient {
   /** Stops the current socket and every timer; state is left to the caller. */
   #teardown(): void {
     this.#generation++;
+    this.#waiting = null;
+    this.#stable = false;
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#connectTimer);
+    clearTimeout(this.#stableTimer);
     clearInterval(this.#pingTimer);
     clearTimeout(this.#pongTimer);
+    this.#refresh.stop();
+    for (const subscription of this.#channels.values()) subscription.close();
     const socket = this.#socket;
     this.#socket = null;
+    this.#endpoint = null;
     if (socket) {
       socket.onmessage = null;
       socket.onclose = null;
@@ -338,8 +415,16 @@ export class RealtimeClient {
 
   // ---- frames ---------------------------------------------------------------------------
 
-  #send(frame: ClientFrame): void {
-    if (this.#socket?.readyState === OPEN) this.#socket.send(JSON.stringify(frame));
+  #send(frame: ClientFrame): boolean {
+    if (this.#socket?.readyState !== OPEN) return false;
+    this.#socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /** Sends a request with the next id; the id, or null when the socket is not open. */
+  #request(frame: (id: number) => ClientFrame): RequestId | null {
+    const id = this.#nextRequestId++;
+    return this.#send(frame(id)) ? id : null;
   }
 
   #onMessage(raw: unknown): void {
@@ -352,27 +437,32 @@ export class RealtimeClient {
     }
     switch (frame.type) {
       case 'connected':
-        this.#onConnected();
+        this.#onConnected(frame as unknown as Partial<ConnectedFrame>);
         return;
-      case 'subscribed': {
-        const channel = String(frame.channel);
-        this.#setChannelStatus(channel, { status: 'subscribed' });
-        for (const listener of this.#channels.get(channel)?.listeners ?? []) listener.onSubscribed?.();
+      case 'refreshed':
+        if (!this.#refresh.onRefreshed(frame as unknown as RefreshedFrame)) this.#log('dropped a refreshed frame of no refresh');
+        return;
+      case 'subscribed':
+        this.#channels.get(String(frame.channel))?.onSubscribed(frame.id as RequestId | undefined);
+        return;
+      case 'unsubscribed': {
+        const unsubscribed = frame as unknown as UnsubscribedFrame;
+        // With an id it answers our own unsubscribe (the channel is already gone here); with a
+        // reason and no id the server ended the subscription itself.
+        if (unsubscribed.id === undefined && unsubscribed.reason !== undefined) {
+          this.#log('the server ended a subscription', { channel: unsubscribed.channel, reason: unsubscribed.reason });
+          this.#channels.get(unsubscribed.channel)?.onRevoked(unsubscribed.reason, unsubscribed.message ?? unsubscribed.reason);
+        }
         return;
       }
-      case 'unsubscribed':
-        return;
       case 'pong':
         clearTimeout(this.#pongTimer);
         return;
       case 'error': {
         const error = frame as unknown as ErrorFrame;
-        if (error.channel && this.#channels.has(error.channel)) {
-          this.#setChannelStatus(error.channel, { status: 'error', code: error.code, message: error.message });
-          for (const listener of this.#channels.get(error.channel)?.listeners ?? []) listener.onError?.(error);
-        } else {
-          this.#log('server error reply', { code: error.code, message: error.message });
-        }
+        const subscription = error.channel === undefined ? undefined : this.#channels.get(error.channel);
+        if (subscription) subscription.onError(error);
+        else if (!this.#refresh.onError(error)) this.#log('server error reply', { code: error.code, message: error.message });
         return;
       }
       default:
@@ -381,16 +471,20 @@ export class RealtimeClient {
     }
   }
 
-  #onConnected(): void {
+  #onConnected(frame: Partial<ConnectedFrame>): void {
     clearTimeout(this.#connectTimer);
     this.#reauthenticated = false;
     this.#setState('open', { attempt: 0, lastCloseCode: null });
-    for (const [channel, entry] of this.#channels) {
-      entry.status = { status: 'pending' };
-      this.#send({ type: 'subscribe', channel, id: this.#nextRequestId++ });
-    }
-    this.#emitChannelStatus();
     const generation = this.#generation;
+    // The backoff level is kept until the socket proves stable: closing right after opening is
+    // a failure as far as the next delay is concerned.
+    this.#stableTimer = setTimeout(() => {
+      if (generation !== this.#generation) return;
+      this.#stable = true;
+      this.#failures = 0;
+    }, this.#options.stableAfterMs);
+    for (const subscription of this.#channels.values()) subscription.open();
+    this.#refresh.start(this.#endpoint?.token ?? null, frame.expiresAt);
     this.#pingTimer = setInterval(() => {
       this.#send({ type: 'ping', id: this.#nextRequestId++ });
       clearTimeout(this.#pongTimer);
@@ -399,8 +493,8 @@ export class RealtimeClient {
   }
 
   #onPush(frame: PushFrame): void {
-    const entry = this.#channels.get(frame.channel);
-    if (!entry) return;
+    const subscription = this.#channels.get(frame.channel);
+    if (!subscription) return;
     // The same event can arrive twice: in the snapshot pushed on subscribe and live.
     const key = `${frame.channel}:${frame.id}`;
     if (this.#seen.includes(key)) return;
@@ -410,13 +504,7 @@ export class RealtimeClient {
       this.#log('dropped a push that does not match the protocol', { type: frame.type });
       return;
     }
-    for (const listener of [...entry.listeners]) {
-      try {
-        listener.onEvent(frame);
-      } catch (error) {
-        this.#log('a channel listener threw', { channel: frame.channel, error: (error as Error).message });
-      }
-    }
+    subscription.deliver(frame);
   }
 
   #log(message: string, fields?: Record<string, unknown>): void {
@@ -424,4 +512,4 @@ export class RealtimeClient {
   }
 }
 
-export type { ClosedReason, ConnectionSnapshot, ConnectionState };
+export type { ChannelListener, ChannelStatus, ClosedReason, ConnectionSnapshot, ConnectionState };

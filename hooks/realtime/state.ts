@@ -8,7 +8,11 @@
  *        └──────────┬──────────┴─────────────────┘
  *                   ▼
  *                closed  (stopped, 10 failed attempts, refused twice with 4001, signed out,
- *                         or closed by the server with 1000) ──retry──▶ connecting
+ *                         session revoked (4003), or closed by the server with 1000)
+ *                         ──retry (only after giving up) or start──▶ connecting
+ *
+ * A session refresh (`refresh` / `refreshed`, see session-refresh.ts) changes nothing here: the
+ * socket stays 'open' through it.
  *
  * Components use the state to decide between live updates and HTTP polling: anything but
  * 'open' means "poll".
@@ -25,11 +29,18 @@ export type ClosedReason =
   /** /api/realtime/token answered 401: the session cookie is gone. */
   | 'signed_out'
   /** The server closed with 1000, a deliberate close. */
-  | 'server_closed';
+  | 'server_closed'
+  /** The server closed with 4003: signed out (here or everywhere) or the account was deleted.
+   * Nothing reconnects until the user signs in again (a new provider, a new client). */
+  | 'session_revoked';
 
 export interface ConnectionSnapshot {
   readonly state: ConnectionState;
-  /** Failed attempts since the socket was last open. */
+  /**
+   * The retry being waited for or in flight; 0 while open. It keeps counting across connections
+   * that closed before staying open for `stableAfterMs`, so a server that accepts and then closes
+   * at once is retried with growing delays.
+   */
   readonly attempt: number;
   readonly closedReason: ClosedReason | null;
   /** Close code of the last socket, for display and debugging. */
