@@ -3,9 +3,12 @@
  * A readable post with a live like count and a live comment list, fed by `post_{id}`. Counts
  * always come from the server (the API's answer or the event), never from local arithmetic, so
  * two tabs liking at once still agree. After a reconnect the post is refetched, since events
- * sent while the socket was down are not replayed.
+ * sent while the socket was down are not replayed. When the server ends the channel because the
+ * viewer lost access (subscription cancelled, post locked), the page is rendered again by the
+ * server (`router.refresh()`), which then shows the locked state, without a reload.
  */
 import Link from 'next/link';
+import { useRouter } from 'next/navigation';
 import { useCallback, useState } from 'react';
 import { api } from '@/hooks/api-client.ts';
 import { useChannel } from '@/hooks/useChannel.ts';
@@ -19,6 +22,7 @@ type ReadableView = Extract<PostView, { locked: false }>;
 
 export function LivePost({ initial, viewerId }: { initial: ReadableView; viewerId: string }) {
   const postId = initial.summary.id;
+  const router = useRouter();
   const [likesCount, setLikesCount] = useState(initial.likesCount);
   const [likedByMe, setLikedByMe] = useState(initial.likedByMe);
   const [comments, setComments] = useState<CommentPayload[]>(initial.comments);
@@ -68,6 +72,10 @@ export function LivePost({ initial, viewerId }: { initial: ReadableView; viewerI
     {
       onSubscribed: ({ resubscribed }) => {
         if (resubscribed) void refetch();
+      },
+      // A deleted post keeps its banner; otherwise the server render decides what is left to see.
+      onRevoked: () => {
+        if (!deleted) router.refresh();
       },
     },
   );
