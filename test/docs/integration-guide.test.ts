@@ -121,6 +121,7 @@ describe('API_INTEGRATION_GUIDE.md', () => {
       'control-examples',
       'control-helpers',
       'control-redis-cli',
+      'control-curl',
     ];
     expect(blocks.map((b) => b.check).filter((c) => !known.includes(c))).to.deep.equal([]);
   });
@@ -283,6 +284,24 @@ describe('API_INTEGRATION_GUIDE.md', () => {
       ]);
     } finally {
       await recorder.stop();
+    }
+  });
+
+  it('control-curl: POST /control answers 202 and the named user’s socket closes with 4003', async () => {
+    // The guide's user id; this run's scratch database is its own.
+    await fixtures.prisma.user.upsert({
+      where: { id: 'bob' },
+      create: { id: 'bob', email: 'bob-guide@test.invalid', name: 'Bob', passwordHash: 'not-a-real-hash' },
+      update: {},
+    });
+    const socket = await TestClient.connect(server.url, { token: await mintSessionToken('bob') });
+    try {
+      const result = await run('bash', ['-c', `${block('control-curl').code} -w ' %{http_code}'`], env);
+      expect(result.code, result.stderr).to.equal(0);
+      expect(result.stdout).to.match(/ 202$/);
+      expect((await socket.closed).code).to.equal(4003);
+    } finally {
+      socket.close();
     }
   });
 });
