@@ -25,8 +25,10 @@ const envSchema = z.object({
   NEXTAUTH_SECRET: z.string().min(1, 'NEXTAUTH_SECRET is required (the Next.js app’s secret)'),
   /** Bearer secret for `POST /publish`; the endpoint answers 503 when it is not set. */
   WS_PUBLISH_SECRET: z.string().optional(),
-  /** Comma-separated list of accepted Origin values; empty accepts any origin. */
+  /** Comma-separated list of accepted Origin values; empty accepts any origin, which is refused
+   * in production (NODE_ENV=production): a browser's cookie would then open sockets for any site. */
   ALLOWED_ORIGINS: commaList,
+  NODE_ENV: z.string().optional(),
   HEARTBEAT_INTERVAL_MS: ms(30_000),
   /** Largest client frame in bytes; client frames are small JSON commands. */
   MAX_PAYLOAD_BYTES: z.coerce.number().int().min(256).default(16 * 1024),
@@ -37,6 +39,23 @@ const envSchema = z.object({
   /** Bytes queued for one socket beyond which it is closed as a slow consumer. */
   MAX_BUFFERED_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024),
   UNREAD_NOTIFICATIONS_LIMIT: z.coerce.number().int().positive().max(500).default(50),
+  /** Open plus in-progress connections of this process; beyond it upgrades get 503. */
+  MAX_CONNECTIONS: z.coerce.number().int().positive().default(20_000),
+  /** Open connections of one user on this process; beyond it upgrades get 429. */
+  MAX_CONNECTIONS_PER_USER: z.coerce.number().int().positive().default(20),
+  /** Handshakes awaiting decryption and the database at once; beyond it upgrades get 503. */
+  MAX_PENDING_HANDSHAKES: z.coerce.number().int().positive().default(64),
+  /** Connects per second from one client address (sustained) and the burst allowed at once. */
+  CONNECT_RATE_PER_IP: z.coerce.number().positive().default(10),
+  CONNECT_BURST_PER_IP: z.coerce.number().int().positive().default(30),
+  /** Behind a proxy (nginx): take the client address from X-Real-IP / X-Forwarded-For. */
+  TRUST_PROXY: z.enum(['0', '1', 'true', 'false']).default('0').transform((v) => v === '1' || v === 'true'),
+  /** Subscribes per second of one user on this process (each may read the database). */
+  SUBSCRIBES_PER_SECOND_PER_USER: z.coerce.number().positive().default(10),
+  SUBSCRIBE_BURST_PER_USER: z.coerce.number().int().positive().default(50),
+  /** Longest wait for a new database connection, and for one statement (ms). */
+  DATABASE_CONNECT_TIMEOUT_MS: ms(3_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: ms(5_000),
   /** Longest a shutdown waits for sockets to close before it ends the process anyway. */
   SHUTDOWN_TIMEOUT_MS: ms(5_000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
@@ -69,6 +88,16 @@ export type Config = {
   clientFrameBurst: number;
   maxBufferedBytes: number;
   unreadNotificationsLimit: number;
+  maxConnections: number;
+  maxConnectionsPerUser: number;
+  maxPendingHandshakes: number;
+  connectRatePerIp: number;
+  connectBurstPerIp: number;
+  trustProxy: boolean;
+  subscribesPerSecondPerUser: number;
+  subscribeBurstPerUser: number;
+  databaseConnectTimeoutMs: number;
+  databaseStatementTimeoutMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
   logFormat: 'json' | 'pretty';
@@ -89,6 +118,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid WebSocket server configuration:\n${problems}`);
   }
   const e = parsed.data;
+  if (e.NODE_ENV === 'production' && e.ALLOWED_ORIGINS.length === 0) {
+    throw new ConfigError(
+      'invalid WebSocket server configuration:\n  ALLOWED_ORIGINS: required in production (the app’s origin, e.g. https://example.com); ' +
+        'without it any website could open sockets with a visitor’s session cookie',
+    );
+  }
   return {
     port: e.WS_PORT,
     host: e.WS_HOST,
@@ -106,6 +141,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clientFrameBurst: e.CLIENT_FRAME_BURST,
     maxBufferedBytes: e.MAX_BUFFERED_BYTES,
     unreadNotificationsLimit: e.UNREAD_NOTIFICATIONS_LIMIT,
+    maxConnections: e.MAX_CONNECTIONS,
+    maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
+    maxPendingHandshakes: e.MAX_PENDING_HANDSHAKES,
+    connectRatePerIp: e.CONNECT_RATE_PER_IP,
+    connectBurstPerIp: e.CONNECT_BURST_PER_IP,
+    trustProxy: e.TRUST_PROXY,
+    subscribesPerSecondPerUser: e.SUBSCRIBES_PER_SECOND_PER_USER,
+    subscribeBurstPerUser: e.SUBSCRIBE_BURST_PER_USER,
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+    databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

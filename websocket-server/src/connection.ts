@@ -1,25 +1,27 @@
 /**
- * One authenticated socket: parses each client frame, dispatches it, replies. Replies and pushes
- * share one outbound queue, so a `subscribed` reply always precedes the pushes of its channel.
+ * One authenticated socket: parses each client frame, dispatches it, replies, and enforces the
+ * socket's own limits (frame rate, bytes waiting to be written, session lifetime). Channel
+ * state lives in subscriptions.ts; replies and pushes share one outbound queue, written once
+ * per event-loop turn (write-batcher.ts).
+ *
+ * Session lifetime: the socket closes with 4002 when its token's `exp` passes, unless the
+ * client sent `{"type":"refresh","token":…}` with a fresh token of the same user first. A
+ * session ended by the app (sign-out, sign out everywhere, deleted account) closes it with
+ * 4003 (access/sessions.ts).
  */
+import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
-import { authorizeSubscription } from './channels/registry.ts';
-import type { ChannelContext, Principal } from './channels/policy.ts';
-import type { Hub, HubMember } from './hub.ts';
+import type { DeadlineHandle, Deadlines } from './access/deadlines.ts';
+import type { SessionHolder, SessionMessage, SessionRegistry } from './access/sessions.ts';
+import type { SessionCheck } from './auth/session-check.ts';
+import type { VerifiedSession } from './auth/session-verifier.ts';
+import { TokenBucket } from './limits/token-bucket.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import {
-  CLOSE_CODES,
-  parseClientFrame,
-  type ClientFrame,
-  type ErrorCode,
-  type RequestId,
-  type ServerFrame,
-} from './protocol/index.ts';
-import { TokenBucket } from './rate-limiter.ts';
+import { CLOSE_CODES, closeReasonWithRetry, parseClientFrame, type ClientFrame, type RequestId, type ServerFrame } from './protocol/index.ts';
+import { Subscriptions, withId, type SubscriptionsDeps } from './subscriptions.ts';
 import type { WriteBatcher } from './write-batcher.ts';
-import { randomUUID } from 'node:crypto';
 
 export interface ConnectionLimits {
   maxSubscriptions: number;
@@ -28,44 +30,61 @@ export interface ConnectionLimits {
   maxBufferedBytes: number;
 }
 
-export interface ConnectionDeps {
-  hub: Hub;
-  channelContext: ChannelContext;
-  metrics: Metrics;
+export interface ConnectionDeps extends Omit<SubscriptionsDeps, 'limits'> {
   batcher: WriteBatcher;
   limits: ConnectionLimits;
+  sessions: SessionRegistry;
+  sessionCheck: SessionCheck;
+  deadlines: Deadlines;
 }
 
-export class Connection implements HubMember {
+/**
+ * How long a closing socket may take to finish its close handshake before it is destroyed.
+ * ws would wait 30 s; a peer that does not answer a close frame in a second is not coming back.
+ */
+export const CLOSE_GRACE_MS = 1_000;
+
+/** Queued bytes that make a socket write before the end of the event-loop turn. */
+const FLUSH_EARLY_BYTES = 64 * 1024;
+
+export class Connection implements SessionHolder {
   readonly id = randomUUID();
   /** Set by the heartbeat when a ping goes out, cleared by the pong. */
   awaitingPong = false;
+  readonly logger: Logger;
   readonly #ws: WebSocket;
   readonly #socket: Socket;
-  readonly #principal: Principal;
-  readonly #logger: Logger;
   readonly #deps: ConnectionDeps;
   readonly #bucket: TokenBucket;
-  readonly #pendingSubscribes = new Set<string>();
+  readonly #subscriptions: Subscriptions;
+  #session: VerifiedSession;
+  #expiry: DeadlineHandle | undefined;
   #outbound: Buffer[] = [];
+  #outboundBytes = 0;
   #closed = false;
   #socketClosed = false;
 
-  constructor(ws: WebSocket, socket: Socket, principal: Principal, logger: Logger, deps: ConnectionDeps) {
+  constructor(ws: WebSocket, socket: Socket, session: VerifiedSession, logger: Logger, deps: ConnectionDeps) {
     this.#ws = ws;
     this.#socket = socket;
-    this.#principal = principal;
+    this.#session = session;
     this.#deps = deps;
-    this.#logger = logger.child({ connId: this.id, userId: principal.userId });
+    this.logger = logger.child({ connId: this.id, userId: session.userId });
     this.#bucket = new TokenBucket(deps.limits.framesPerSecond, deps.limits.frameBurst);
+    this.#subscriptions = new Subscriptions(this, {
+      ...deps,
+      limits: { maxSubscriptions: deps.limits.maxSubscriptions, maxBufferedBytes: deps.limits.maxBufferedBytes },
+    });
     ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     ws.on('pong', () => {
       this.awaitingPong = false;
     });
     ws.once('close', (code) => this.#onClose(code));
-    ws.on('error', (error) => this.#logger.debug('socket error', { error: error.message }));
-    this.send({ type: 'connected', userId: principal.userId, connectionId: this.id });
-    this.#logger.info('connected');
+    ws.on('error', (error) => this.logger.debug('socket error', { error: error.message }));
+    deps.sessions.add(this);
+    this.#armExpiry();
+    this.send({ type: 'connected', userId: session.userId, connectionId: this.id, expiresAt: session.expiresAt });
+    this.logger.info('connected', { expiresInMs: session.expiresAt - Date.now() });
   }
 
   get closed(): boolean {
@@ -73,32 +92,86 @@ export class Connection implements HubMember {
   }
 
   get userId(): string {
-    return this.#principal.userId;
+    return this.#session.userId;
+  }
+
+  /** SessionHolder and SubscriptionOwner: the current session (replaced by each refresh). */
+  get session(): VerifiedSession {
+    return this.#session;
+  }
+
+  get principal(): { userId: string } {
+    return this.#session;
   }
 
   send(frame: ServerFrame): void {
-    this.enqueue(Buffer.from(JSON.stringify(frame)));
+    this.sendBytes(Buffer.from(JSON.stringify(frame)));
   }
 
-  enqueue(frame: Buffer): void {
+  /** HubMember: a push of `channel`, which the channel's state may hold back. */
+  enqueue(frame: Buffer, channel: string): void {
+    if (this.#closed) return;
+    this.#subscriptions.deliver(channel, frame);
+  }
+
+  sendBytes(frame: Buffer): void {
     if (this.#closed) return;
     this.#outbound.push(frame);
+    this.#outboundBytes += frame.length;
+    // A burst can queue megabytes within one event-loop turn (Redis hands over many messages per
+    // read): past FLUSH_EARLY_BYTES, write now instead of at the end of the turn, so what waits
+    // here stays small and the bound below is judged on real socket buffers.
+    if (this.#outboundBytes >= FLUSH_EARLY_BYTES) {
+      this.flush();
+      return;
+    }
     if (this.#outbound.length === 1) this.#deps.batcher.schedule(this);
   }
 
+  /**
+   * Writes the queued frames, corked into as few syscalls as possible. The slow-consumer bound is
+   * checked before every frame, not once per batch, so a socket never holds more than
+   * `maxBufferedBytes` the kernel has not taken. Corked bytes count in `bufferedAmount` too, so
+   * before judging, the corked part is handed to the kernel (uncork) and measured again: a client
+   * that reads keeps up, one that stopped reading fills the kernel buffer and is closed.
+   */
   flush(): void {
     const frames = this.#outbound;
     this.#outbound = [];
+    this.#outboundBytes = 0;
     if (this.#closed || frames.length === 0) return;
-    if (this.#ws.bufferedAmount > this.#deps.limits.maxBufferedBytes) {
-      this.#logger.warn('closing slow consumer', { bufferedBytes: this.#ws.bufferedAmount });
-      this.close(CLOSE_CODES.slowConsumer, 'slow consumer');
-      return;
-    }
+    const max = this.#deps.limits.maxBufferedBytes;
+    let written = 0;
+    let overflowed = false;
     this.#socket.cork();
-    for (const frame of frames) this.#ws.send(frame, { binary: false, compress: false });
-    this.#socket.uncork();
-    this.#deps.metrics.messagesSent.inc(frames.length);
+    try {
+      for (const frame of frames) {
+        if (this.#ws.bufferedAmount + frame.length > max) {
+          this.#socket.uncork();
+          this.#socket.cork();
+          if (this.#ws.bufferedAmount + frame.length > max) {
+            overflowed = true;
+            break;
+          }
+        }
+        this.#ws.send(frame, { binary: false, compress: false });
+        written++;
+      }
+    } finally {
+      this.#socket.uncork();
+    }
+    this.#deps.metrics.messagesSent.inc(written);
+    if (overflowed) this.overflow();
+  }
+
+  /** The client does not read fast enough: close with 4030 and let go of its buffers. */
+  overflow(): void {
+    if (this.#closed) return;
+    this.logger.warn('closing slow consumer', { bufferedBytes: this.#ws.bufferedAmount, maxBufferedBytes: this.#deps.limits.maxBufferedBytes });
+    this.#deps.metrics.slowConsumers.inc();
+    // Nothing more is written; the close frame queues behind the unread data, and the socket is
+    // destroyed after CLOSE_GRACE_MS if the client does not read up to it by then.
+    this.close(CLOSE_CODES.slowConsumer, closeReasonWithRetry('slow consumer', 1_000));
   }
 
   /** Runs `listener` once the socket has fully closed (at once if it already has). */
@@ -112,9 +185,11 @@ export class Connection implements HubMember {
     this.#ws.ping();
   }
 
-  close(code: number, reason: string): void {
+  /** Sends a close frame; the socket is destroyed if the peer has not completed the close in `graceMs`. */
+  close(code: number, reason: string, graceMs = CLOSE_GRACE_MS): void {
     if (this.#ws.readyState === this.#ws.OPEN || this.#ws.readyState === this.#ws.CONNECTING) this.#ws.close(code, reason);
     this.#markClosed();
+    if (!this.#socketClosed) setTimeout(() => this.#ws.terminate(), graceMs).unref();
   }
 
   /** Drops the TCP connection without a close frame: for peers that stopped answering pings. */
@@ -123,10 +198,31 @@ export class Connection implements HubMember {
     this.#markClosed();
   }
 
+  /** SessionHolder: the app ended this session. */
+  endSession(message: SessionMessage): void {
+    this.logger.info('session ended by the app', { cause: message.type });
+    this.#deps.metrics.sessionCloses.inc({ reason: message.type });
+    this.close(CLOSE_CODES.sessionRevoked, sessionRevokedReason(message));
+  }
+
+  #armExpiry(): void {
+    this.#expiry?.cancel();
+    this.#expiry = this.#deps.deadlines.schedule(this.#session.expiresAt, () => {
+      if (this.#closed) return;
+      this.logger.info('session token expired');
+      this.#deps.metrics.sessionCloses.inc({ reason: 'expired' });
+      this.close(CLOSE_CODES.sessionExpired, 'session expired: refresh the token before expiresAt');
+    });
+  }
+
   #markClosed(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#outbound = [];
+    this.#outboundBytes = 0;
+    this.#expiry?.cancel();
+    this.#deps.sessions.remove(this);
+    this.#subscriptions.clear();
     this.#deps.hub.leaveAll(this);
   }
 
@@ -136,14 +232,14 @@ export class Connection implements HubMember {
     this.#markClosed();
     this.#deps.metrics.disconnects.inc({ code: String(code) });
     this.#deps.metrics.connections.dec();
-    this.#logger.info('disconnected', { code, serverInitiated: wasClosed });
+    this.logger.info('disconnected', { code, serverInitiated: wasClosed });
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {
     if (this.#closed) return;
     if (!this.#bucket.take()) {
-      this.#logger.warn('closing: client exceeded its frame rate');
-      this.close(CLOSE_CODES.rateLimited, 'rate limit exceeded');
+      this.logger.warn('closing: client exceeded its frame rate');
+      this.close(CLOSE_CODES.rateLimited, 'rate limit exceeded; retry_after_ms=1000');
       return;
     }
     if (isBinary) {
@@ -156,9 +252,9 @@ export class Connection implements HubMember {
       return;
     }
     void this.#dispatch(parsed.frame).catch((error: Error) => {
-      this.#logger.error('request failed', { frameType: parsed.frame.type, error: error.message });
+      this.logger.error('request failed', { frameType: parsed.frame.type, error: error.message });
       const channel = 'channel' in parsed.frame ? parsed.frame.channel : undefined;
-      this.#replyError(parsed.frame.id, 'internal_error', 'the server could not complete the request; retry', channel);
+      this.#replyError(parsed.frame.id, 'internal_error', 'the server could not complete the request; retry', channel, 1_000);
     });
   }
 
@@ -168,9 +264,11 @@ export class Connection implements HubMember {
         this.send({ type: 'pong', ...withId(frame.id), ts: Date.now() });
         return;
       case 'subscribe':
-        return this.#subscribe(frame.channel, frame.id);
+        return this.#subscriptions.subscribe(frame.channel, frame.id);
       case 'unsubscribe':
-        return this.#unsubscribe(frame.channel, frame.id);
+        return this.#subscriptions.unsubscribe(frame.channel, frame.id);
+      case 'refresh':
+        return this.#refresh(frame.token, frame.id);
       default: {
         const unreachable: never = frame;
         throw new Error(`unhandled frame ${JSON.stringify(unreachable)}`);
@@ -178,60 +276,57 @@ export class Connection implements HubMember {
     }
   }
 
-  async #subscribe(channel: string, id: RequestId | undefined): Promise<void> {
-    const { hub, channelContext, metrics, limits } = this.#deps;
-    if (hub.isMember(this, channel)) {
-      this.send({ type: 'subscribed', channel, ...withId(id) });
+  /**
+   * A fresh token of the same user extends the socket's life to the new `exp`. Anything else
+   * (invalid, expired, revoked, another user's) is answered `unauthorized` and the socket closes
+   * with 4001: a client that holds a bad token must not keep the old session going.
+   */
+  async #refresh(token: string, id: RequestId | undefined): Promise<void> {
+    const { sessionCheck, metrics } = this.#deps;
+    const verdict = await sessionCheck.check(token);
+    if (this.#closed) return;
+    if (verdict.ok && verdict.session.userId === this.#session.userId) {
+      this.#session = verdict.session;
+      this.#armExpiry();
+      metrics.refreshes.inc({ outcome: 'ok' });
+      this.send({ type: 'refreshed', ...withId(id), expiresAt: verdict.session.expiresAt });
       return;
     }
-    if (this.#pendingSubscribes.has(channel)) {
-      this.#replyError(id, 'bad_request', 'a subscribe to this channel is already in progress', channel);
+    if (!verdict.ok && verdict.reason === 'unavailable') {
+      // The database could not say; the current token still holds until its own expiry.
+      metrics.refreshes.inc({ outcome: 'unavailable' });
+      this.#replyError(id, 'internal_error', 'could not check the token now; retry', undefined, 1_000);
       return;
     }
-    if (hub.channelsOf(this) + this.#pendingSubscribes.size >= limits.maxSubscriptions) {
-      this.#replyError(id, 'too_many_subscriptions', `at most ${limits.maxSubscriptions} channels per connection`, channel);
-      return;
-    }
-    this.#pendingSubscribes.add(channel);
-    const stopTimer = metrics.subscribeDuration.startTimer();
-    try {
-      const decision = await authorizeSubscription(this.#principal, channel, channelContext);
-      if (!decision.ok) {
-        this.#replyError(id, decision.code, decision.message, channel);
-        this.#logger.info('subscribe refused', { channel, code: decision.code });
-        return;
-      }
-      const joined = await hub.join(this, channel, decision.channel.kind, () =>
-        this.send({ type: 'subscribed', channel, ...withId(id) }),
-      );
-      if (!joined) return;
-      // The snapshot is read after joining: an event published meanwhile is then delivered live
-      // and may also appear in the snapshot (clients de-duplicate by id), but is never lost.
-      const initial = await decision.policy.initialPush?.(this.#principal, decision.channel.id, channelContext);
-      if (initial && !this.#closed) this.send({ ...initial, channel, id: randomUUID(), ts: Date.now() } as ServerFrame);
-      this.#logger.debug('subscribed', { channel });
-    } finally {
-      this.#pendingSubscribes.delete(channel);
-      stopTimer();
-    }
+    const why = verdict.ok ? 'another_user' : verdict.reason;
+    metrics.refreshes.inc({ outcome: why });
+    this.logger.info('refresh refused', { reason: why });
+    this.#replyError(id, 'unauthorized', 'refresh refused: the token is not a valid session of this user');
+    this.close(CLOSE_CODES.unauthorized, 'unauthorized');
   }
 
-  async #unsubscribe(channel: string, id: RequestId | undefined): Promise<void> {
-    if (!this.#deps.hub.leave(this, channel)) {
-      this.#replyError(id, 'not_subscribed', 'this connection is not subscribed to that channel', channel);
-      return;
-    }
-    this.send({ type: 'unsubscribed', channel, ...withId(id) });
-  }
-
-  #replyError(id: RequestId | undefined, code: ErrorCode, message: string, channel?: string): void {
+  #replyError(id: RequestId | undefined, code: 'bad_request' | 'internal_error' | 'unauthorized', message: string, channel?: string, retryAfterMs?: number): void {
     this.#deps.metrics.replyError(code);
-    this.send({ type: 'error', ...withId(id), code, message, ...(channel === undefined ? {} : { channel }) });
+    this.send({
+      type: 'error',
+      ...withId(id),
+      code,
+      message,
+      ...(channel === undefined ? {} : { channel }),
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    });
   }
 }
 
-function withId(id: RequestId | undefined): { id?: RequestId } {
-  return id === undefined ? {} : { id };
+function sessionRevokedReason(message: SessionMessage): string {
+  switch (message.type) {
+    case 'session_revoked':
+      return 'signed out';
+    case 'user_sessions_revoked':
+      return 'signed out everywhere';
+    case 'user_deleted':
+      return 'account deleted';
+  }
 }
 
 function rawToString(data: RawData): string {

@@ -11,8 +11,8 @@ import type { ChannelKind } from './protocol/index.ts';
 export interface HubMember {
   readonly id: string;
   readonly closed: boolean;
-  /** Queues an already serialized frame; the same Buffer is shared by every member. */
-  enqueue(frame: Buffer): void;
+  /** Queues an already serialized push of `channel`; the same Buffer is shared by every member. */
+  enqueue(frame: Buffer, channel: string): void;
 }
 
 export interface HubListener {
@@ -28,6 +28,12 @@ export class Hub {
   readonly #channelsOf = new Map<HubMember, Map<string, ChannelKind>>();
   /** One in-flight or settled broker subscription per channel, shared by concurrent joins. */
   readonly #brokerSubscriptions = new Map<string, Promise<void>>();
+  /**
+   * Joins waiting for their broker subscription, per channel. While any waits, the broker
+   * subscription is kept even if no member holds the channel yet: otherwise the first of two
+   * joiners closing would unsubscribe the broker under the second.
+   */
+  readonly #waiting = new Map<string, number>();
   readonly #broker: Broker;
   readonly #logger: Logger;
   readonly #listener: HubListener;
@@ -63,11 +69,16 @@ export class Hub {
   /**
    * Adds `member` once the broker delivers `channel` to this node. Returns false when the member
    * closed while the broker was subscribing. Rejects when the broker could not subscribe.
-   * `onJoined` runs synchronously at the moment of joining, before any delivery can reach the
-   * member, so a reply queued there precedes every push of the channel.
    */
-  async join(member: HubMember, channel: string, kind: ChannelKind, onJoined?: () => void): Promise<boolean> {
-    await this.#ensureBrokerSubscription(channel);
+  async join(member: HubMember, channel: string, kind: ChannelKind): Promise<boolean> {
+    this.#waiting.set(channel, (this.#waiting.get(channel) ?? 0) + 1);
+    try {
+      await this.#ensureBrokerSubscription(channel);
+    } finally {
+      const left = (this.#waiting.get(channel) ?? 1) - 1;
+      if (left > 0) this.#waiting.set(channel, left);
+      else this.#waiting.delete(channel);
+    }
     if (member.closed) {
       this.#releaseIfUnused(channel);
       return false;
@@ -76,7 +87,6 @@ export class Hub {
     if (!members) this.#members.set(channel, (members = new Set()));
     if (members.has(member)) return true;
     members.add(member);
-    onJoined?.();
     let channels = this.#channelsOf.get(member);
     if (!channels) this.#channelsOf.set(member, (channels = new Map()));
     channels.set(channel, kind);
@@ -111,7 +121,7 @@ export class Hub {
   deliver(channel: string, frame: Buffer): number {
     const members = this.#members.get(channel);
     if (!members) return 0;
-    for (const member of members) member.enqueue(frame);
+    for (const member of members) member.enqueue(frame, channel);
     return members.size;
   }
 
@@ -129,7 +139,7 @@ export class Hub {
   }
 
   #releaseIfUnused(channel: string): void {
-    if (this.#members.has(channel) || !this.#brokerSubscriptions.has(channel)) return;
+    if (this.#members.has(channel) || this.#waiting.has(channel) || !this.#brokerSubscriptions.has(channel)) return;
     this.#brokerSubscriptions.delete(channel);
     this.#broker.unsubscribe(channel).catch((error: Error) => {
       this.#logger.warn('broker unsubscribe failed', { channel, error: error.message });

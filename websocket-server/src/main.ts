@@ -30,7 +30,12 @@ async function main(): Promise<void> {
   const nodeId = config.nodeId ?? `${hostname()}:${process.pid}`;
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, nodeId });
   const metrics = new Metrics({ collectProcessMetrics: true });
-  const directory = new PrismaDirectory(config.databaseUrl, { poolMax: config.databasePoolMax });
+  const directory = new PrismaDirectory(config.databaseUrl, {
+    poolMax: config.databasePoolMax,
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+  });
+  if (config.allowedOrigins.length === 0) logger.warn('ALLOWED_ORIGINS not set: any Origin is accepted (refused with NODE_ENV=production)');
 
   let broker: Broker;
   if (config.redisUrl) {
@@ -60,6 +65,16 @@ async function main(): Promise<void> {
         frameBurst: config.clientFrameBurst,
         maxBufferedBytes: config.maxBufferedBytes,
       },
+      admission: {
+        maxConnections: config.maxConnections,
+        maxPendingHandshakes: config.maxPendingHandshakes,
+        maxConnectionsPerUser: config.maxConnectionsPerUser,
+        connectRatePerAddress: config.connectRatePerIp,
+        connectBurstPerAddress: config.connectBurstPerIp,
+        trustProxy: config.trustProxy,
+      },
+      subscribesPerSecond: config.subscribesPerSecondPerUser,
+      subscribeBurst: config.subscribeBurstPerUser,
     },
     { broker, directory, verifier: new SessionVerifier(config.nextAuthSecret), metrics, logger },
   );
@@ -73,11 +88,13 @@ async function main(): Promise<void> {
     setTimeout(() => {
       logger.error('shutdown did not finish in time; exiting');
       process.exit(1);
-    }, config.shutdownTimeoutMs + 2_000).unref();
-    await server.close();
-    await Promise.allSettled([broker.close(), directory.close()]);
-    logger.info('bye');
-    process.exit(0);
+    }, config.shutdownTimeoutMs + 4_000).unref();
+    // Each step is bounded, so Redis and the database are closed whatever the sockets do.
+    const serverClosed = await within(server.close(), config.shutdownTimeoutMs + 1_500);
+    if (!serverClosed) logger.warn('sockets still open at the shutdown deadline; closing Redis and the database anyway');
+    const [brokerClosed, databaseClosed] = await Promise.all([within(broker.close(), 1_000), within(directory.close(), 1_000)]);
+    logger.info('bye', { brokerClosed, databaseClosed });
+    process.exit(serverClosed ? 0 : 1);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
@@ -97,6 +114,20 @@ async function main(): Promise<void> {
   }
   process.send?.('ready');
   process.send?.({ type: 'listening', port });
+}
+
+/** Resolves true when `promise` settles within `ms`, false otherwise (never rejects). */
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 main().catch((error: unknown) => {

@@ -20,7 +20,7 @@ export class Metrics {
   });
   readonly handshakeRejections = new Counter({
     name: 'ws_handshake_rejections_total',
-    help: 'Upgrades refused, by reason',
+    help: 'Upgrades refused, by reason (limits: max_connections, pending_handshakes, address_rate, user_connections; auth: 4001 reasons; closing, path, origin, database)',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -68,6 +68,47 @@ export class Metrics {
     name: 'ws_subscribe_duration_seconds',
     help: 'Time to authorize a subscription (database lookups included)',
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  readonly pendingHandshakes = new Gauge({
+    name: 'ws_pending_handshakes',
+    help: 'Handshakes between the upgrade request and the connected frame (capped by MAX_PENDING_HANDSHAKES)',
+    registers: [this.registry],
+  });
+  readonly controlMessages = new Counter({
+    name: 'ws_control_messages_total',
+    help: 'Control messages received (sign-outs, deleted accounts, entitlement changes), by type',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly rechecks = new Counter({
+    name: 'ws_rechecks_total',
+    help: 'Memberships re-checked after an entitlement change or a grant expiry, by outcome (kept, revoked, unavailable)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly revocationLatency = new Histogram({
+    name: 'ws_revocation_latency_seconds',
+    help: 'From the committed entitlement change (its announced time) to the unsubscribed frame',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly sessionCloses = new Counter({
+    name: 'ws_session_closes_total',
+    help: 'Sockets closed because their session ended (expired: 4002; session_revoked, user_sessions_revoked, user_deleted: 4003)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly refreshes = new Counter({
+    name: 'ws_token_refreshes_total',
+    help: 'refresh frames, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly slowConsumers = new Counter({
+    name: 'ws_slow_consumers_total',
+    help: 'Sockets closed because more than MAX_BUFFERED_BYTES waited for them',
     registers: [this.registry],
   });
 

@@ -8,21 +8,30 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { ControlHandler } from './access/control-handler.ts';
+import { Deadlines } from './access/deadlines.ts';
+import { GrantRegistry } from './access/grants.ts';
+import { Reauthorizer } from './access/reauthorizer.ts';
+import { SessionRegistry } from './access/sessions.ts';
 import { isOriginAllowed } from './auth/origin.ts';
+import { SessionCheck, type SessionVerdict } from './auth/session-check.ts';
 import { extractSessionToken } from './auth/session-token.ts';
 import type { SessionVerifier } from './auth/session-verifier.ts';
 import type { Broker } from './broker/broker.ts';
 import type { ChannelContext } from './channels/policy.ts';
-import { Connection, type ConnectionLimits } from './connection.ts';
+import { CLOSE_GRACE_MS, Connection, type ConnectionLimits } from './connection.ts';
 import type { Directory } from './data/directory.ts';
 import { EventRouter } from './event-router.ts';
+import { createControlHandler } from './http/control.ts';
 import { respondHealth } from './http/health.ts';
 import { sendJson } from './http/body.ts';
 import { createPublishHandler } from './http/publish.ts';
 import { Hub } from './hub.ts';
+import { Admission, type AdmissionLimits, type AdmissionRefusal } from './limits/admission.ts';
+import { KeyedBuckets } from './limits/keyed-buckets.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { CLOSE_CODES, WS_SUBPROTOCOL } from './protocol/index.ts';
+import { CLOSE_CODES, CONTROL_CHANNEL, WS_SUBPROTOCOL, closeReasonWithRetry } from './protocol/index.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
 export interface RealtimeServerOptions {
@@ -36,6 +45,10 @@ export interface RealtimeServerOptions {
   unreadNotificationsLimit: number;
   shutdownTimeoutMs: number;
   limits: ConnectionLimits;
+  admission: AdmissionLimits;
+  /** Subscribes per user per second on this process, and the burst allowed at once. */
+  subscribesPerSecond: number;
+  subscribeBurst: number;
 }
 
 export interface RealtimeServerDeps {
@@ -57,10 +70,24 @@ export class RealtimeServer {
   readonly #wss: WebSocketServer;
   readonly #hub: Hub;
   readonly #connections = new Set<Connection>();
-  readonly #batcher = new WriteBatcher();
+  /**
+   * Sockets that are not (or not yet) connections: handshakes in progress and refused sockets
+   * finishing their close. Shutdown ends these too, so it can never wait on a socket it does
+   * not know.
+   */
+  readonly #untracked = new Set<Socket>();
+  readonly #batcher: WriteBatcher;
   readonly #startedAt = Date.now();
   readonly #channelContext: ChannelContext;
+  readonly #deadlines: Deadlines;
+  readonly #sessions = new SessionRegistry();
+  readonly #reauthorizer: Reauthorizer;
+  readonly #control: ControlHandler;
+  readonly #sessionCheck: SessionCheck;
+  readonly #admission: Admission;
+  readonly #subscribeBudget: KeyedBuckets;
   readonly #publish: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+  readonly #publishControl: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
   #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle';
   #heartbeat: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -80,8 +107,18 @@ export class RealtimeServer {
       },
     });
     this.#channelContext = { directory, now: () => new Date(), unreadNotificationsLimit: options.unreadNotificationsLimit };
+    this.#batcher = new WriteBatcher((error) => logger.error('a socket write failed; socket terminated', { error: (error as Error).message }));
+    this.#deadlines = new Deadlines({ onError: (error) => logger.error('a deadline handler failed', { error: (error as Error).message }) });
+    this.#reauthorizer = new Reauthorizer(new GrantRegistry(this.#deadlines));
+    this.#control = new ControlHandler(this.#sessions, this.#reauthorizer, metrics, logger);
+    this.#sessionCheck = new SessionCheck(deps.verifier, directory, this.#sessions);
+    this.#admission = new Admission(options.admission);
+    this.#subscribeBudget = new KeyedBuckets(options.subscribesPerSecond, options.subscribeBurst);
     const router = new EventRouter(this.#hub, metrics, logger);
-    broker.onMessage((channel, payload) => router.route(channel, payload));
+    broker.onMessage((channel, payload) => {
+      if (channel === CONTROL_CHANNEL) this.#control.handle(payload);
+      else router.route(channel, payload);
+    });
 
     // noServer: the upgrade is authenticated here before ws sees it (ws README, "Client
     // authentication"). perMessageDeflate stays off: frames are small and compression costs
@@ -95,6 +132,7 @@ export class RealtimeServer {
       handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
     });
     this.#publish = createPublishHandler({ broker, secret: options.publishSecret, metrics, logger });
+    this.#publishControl = createControlHandler({ broker, secret: options.publishSecret, logger });
     this.#http = createServer((request, response) => {
       this.#route(request, response).catch((error: Error) => {
         logger.error('http handler failed', { path: request.url?.split('?')[0], error: error.message });
@@ -123,6 +161,12 @@ export class RealtimeServer {
 
   async listen(): Promise<number> {
     if (this.#state !== 'idle') throw new Error(`cannot listen in state ${this.#state}`);
+    // Control messages (sign-outs, entitlement changes) reach every node, whatever it holds.
+    // Not awaited: with Redis down ioredis queues the SUBSCRIBE until it is back (and then
+    // re-subscribes by itself), and the server must still start and serve (/health says so).
+    this.#deps.broker.subscribe(CONTROL_CHANNEL).catch((error: Error) => {
+      this.#deps.logger.warn('control channel not subscribed', { error: error.message });
+    });
     await new Promise<void>((resolve, reject) => {
       this.#http.once('error', reject);
       this.#http.listen(this.#options.port, this.#options.host, () => {
@@ -171,13 +215,17 @@ export class RealtimeServer {
     this.#state = 'closing';
     clearInterval(this.#heartbeat);
     const { logger } = this.#deps;
-    logger.info('shutting down', { connections: this.#connections.size });
+    logger.info('shutting down', { connections: this.#connections.size, untracked: this.#untracked.size });
     const listenerClosed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.#batcher.flushAll();
+    // Handshakes in progress (awaiting the database, say) and refused sockets in their close
+    // handshake are not connections: end them now, they would only be refused later.
+    for (const socket of this.#untracked) socket.destroy();
     const sockets = [...this.#connections].map(
       (connection) =>
         new Promise<void>((resolve) => {
           connection.onceClosed(resolve);
+          // Each close destroys its socket after CLOSE_GRACE_MS if the peer does not answer.
           connection.close(CLOSE_CODES.goingAway, 'server shutting down');
         }),
     );
@@ -193,6 +241,7 @@ export class RealtimeServer {
       logger.warn('shutdown timeout: terminating remaining sockets', { remaining: this.#connections.size });
       for (const connection of this.#connections) connection.terminate();
     }
+    this.#deadlines.clear();
     this.#http.closeAllConnections();
     await listenerClosed;
     if (this.#monitoring) {
@@ -233,65 +282,118 @@ export class RealtimeServer {
       }
       case 'POST /publish':
         return this.#publish(request, response);
+      case 'POST /control':
+        return this.#publishControl(request, response);
       default:
         sendJson(response, 404, { error: 'not_found', message: `no route for ${route.slice(0, 100)}` });
     }
   }
 
   async #handleUpgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
-    const { metrics, logger, verifier, directory } = this.#deps;
+    const { metrics, logger } = this.#deps;
     socket.on('error', () => socket.destroy());
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    if (this.#state !== 'running') return rejectHandshake(socket, 503, 'Service Unavailable', metrics, 'closing');
-    if (!WEBSOCKET_PATHS.has(path)) return rejectHandshake(socket, 404, 'Not Found', metrics, 'path');
+    if (this.#state !== 'running') return rejectHandshake(socket, 503, metrics, 'closing', 1);
+    if (!WEBSOCKET_PATHS.has(path)) return rejectHandshake(socket, 404, metrics, 'path');
     if (!isOriginAllowed(request.headers.origin, this.#options.allowedOrigins)) {
       logger.warn('origin refused', { origin: request.headers.origin?.slice(0, 200) });
-      return rejectHandshake(socket, 403, 'Forbidden', metrics, 'origin');
+      return rejectHandshake(socket, 403, metrics, 'origin');
     }
+    // Counters only, before any decryption or database work.
+    const admitted = this.#admission.admit(request, this.#connections.size);
+    if (!admitted.ok) return refuse(socket, admitted, metrics);
+    this.#untracked.add(socket);
+    metrics.pendingHandshakes.set(this.#admission.pending);
+    const done = () => {
+      admitted.release();
+      this.#untracked.delete(socket);
+      metrics.pendingHandshakes.set(this.#admission.pending);
+    };
+    try {
+      await this.#authenticate(request, socket, head, done);
+    } catch (error) {
+      done();
+      throw error;
+    }
+  }
 
-    // Auth failures complete the handshake and then close with 4001: browsers do not expose an
-    // HTTP status on a failed handshake, but they do expose a close code.
+  /**
+   * Auth failures complete the handshake and then close with 4001: browsers do not expose an
+   * HTTP status on a failed handshake, but they do expose a close code. `done` runs once the
+   * socket is a connection or has been refused.
+   */
+  async #authenticate(request: IncomingMessage, socket: Socket, head: Buffer, done: () => void): Promise<void> {
+    const { metrics, logger } = this.#deps;
+    const seq = this.#sessions.seq;
     const found = extractSessionToken(request);
-    const verdict = found ? await verifier.verify(found.token) : ({ ok: false, reason: 'missing' } as const);
-    let userId: string | undefined;
-    let failure: string | undefined = verdict.ok ? undefined : verdict.reason;
-    if (verdict.ok) {
-      try {
-        if (await directory.userExists(verdict.userId)) userId = verdict.userId;
-        else failure = 'unknown_user';
-      } catch (error) {
-        logger.error('user lookup failed during handshake', { error: (error as Error).message });
-        return this.#upgradeThenClose(request, socket, head, CLOSE_CODES.internalError, 'try again later');
+    const verified = found ? await this.#sessionCheck.verify(found.token) : ({ ok: false, reason: 'missing' } as const);
+    let verdict: SessionVerdict | { ok: false; reason: 'missing' };
+    if (verified.ok) {
+      const { ok: _ok, ...session } = verified;
+      // The per-user cap needs the user id: after decryption, still before the database.
+      const overCap = this.#admission.admitUser(this.#sessions.connectionsOf(session.userId));
+      if (overCap) {
+        done();
+        return refuse(socket, overCap, metrics);
       }
+      verdict = await this.#sessionCheck.confirm(session, seq);
+    } else {
+      verdict = verified;
     }
-    if (this.#state !== 'running') return rejectHandshake(socket, 503, 'Service Unavailable', metrics, 'closing');
-    if (userId === undefined) {
-      metrics.handshakeRejections.inc({ reason: failure ?? 'unknown' });
-      logger.info('authentication failed', { reason: failure, source: found?.source ?? 'none' });
-      return this.#upgradeThenClose(request, socket, head, CLOSE_CODES.unauthorized, 'unauthorized');
+    if (this.#state !== 'running' || socket.destroyed) {
+      done();
+      return rejectHandshake(socket, 503, metrics, 'closing', 1);
     }
-    const principal = { userId };
+    if (!verdict.ok && verdict.reason === 'unavailable') {
+      logger.error('session lookup failed during handshake (database slow or down)');
+      metrics.handshakeRejections.inc({ reason: 'database' });
+      return this.#upgradeThenClose(request, socket, head, CLOSE_CODES.tryAgainLater, closeReasonWithRetry('try again later', 2_000), done);
+    }
+    if (!verdict.ok) {
+      metrics.handshakeRejections.inc({ reason: verdict.reason });
+      logger.info('authentication failed', { reason: verdict.reason, source: found?.source ?? 'none' });
+      return this.#upgradeThenClose(request, socket, head, CLOSE_CODES.unauthorized, 'unauthorized', done);
+    }
+    const session = verdict.session;
     this.#wss.handleUpgrade(request, socket, head, (ws: WebSocket) => {
+      done();
       if (this.#state !== 'running') {
         ws.close(CLOSE_CODES.goingAway, 'server shutting down');
         return;
       }
-      const connection = new Connection(ws, socket, principal, logger, {
+      const connection = new Connection(ws, socket, session, logger, {
         hub: this.#hub,
         channelContext: this.#channelContext,
         metrics,
         batcher: this.#batcher,
         limits: this.#options.limits,
+        reauthorizer: this.#reauthorizer,
+        subscribeBudget: this.#subscribeBudget,
+        sessions: this.#sessions,
+        sessionCheck: this.#sessionCheck,
+        deadlines: this.#deadlines,
       });
       this.#connections.add(connection);
       metrics.connections.inc();
       metrics.connectionsTotal.inc();
       connection.onceClosed(() => this.#connections.delete(connection));
+      // Signed out while the database was being read: the announcement found no socket then.
+      const voided = this.#sessions.voidedSince(seq, session);
+      if (voided) connection.endSession(voided);
     });
   }
 
-  #upgradeThenClose(request: IncomingMessage, socket: Socket, head: Buffer, code: number, reason: string): void {
-    this.#wss.handleUpgrade(request, socket, head, (ws) => ws.close(code, reason));
+  /** Completes the handshake only to send a close code; the socket is destroyed soon after. */
+  #upgradeThenClose(request: IncomingMessage, socket: Socket, head: Buffer, code: number, reason: string, done: () => void): void {
+    this.#wss.handleUpgrade(request, socket, head, (ws) => {
+      done();
+      // Still tracked until it is gone, so shutdown can end it; ws alone would wait 30 s for the
+      // peer's close frame.
+      this.#untracked.add(socket);
+      ws.once('close', () => this.#untracked.delete(socket));
+      ws.close(code, reason);
+      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+    });
   }
 
   /** Pings every socket; a socket that has not answered the previous ping is dropped. */
@@ -307,7 +409,16 @@ export class RealtimeServer {
   }
 }
 
-function rejectHandshake(socket: Socket, status: number, text: string, metrics: Metrics, reason: string): void {
+const STATUS_TEXT: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+
+function rejectHandshake(socket: Socket, status: number, metrics: Metrics, reason: string, retryAfterSeconds?: number): void {
   metrics.handshakeRejections.inc({ reason });
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  const retry = retryAfterSeconds === undefined ? '' : `Retry-After: ${retryAfterSeconds}\r\n`;
+  socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\n${retry}Content-Length: 0\r\n\r\n`);
+  // end() waits for the peer; a flood of refusals must not hold sockets open.
+  setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+}
+
+function refuse(socket: Socket, refusal: AdmissionRefusal, metrics: Metrics): void {
+  rejectHandshake(socket, refusal.status, metrics, refusal.reason, refusal.retryAfterSeconds);
 }

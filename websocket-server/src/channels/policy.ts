@@ -4,14 +4,21 @@
  * failed and becomes `internal_error`.
  */
 import type { Directory } from '../data/directory.ts';
-import type { ChannelKind, EventData } from '../protocol/index.ts';
+import type { ChannelKind, EntitlementSubject, EventData } from '../protocol/index.ts';
 
 export interface Principal {
   readonly userId: string;
 }
 
+/**
+ * An allowed subscription is a grant, and a grant knows how long it holds: `dependsOn` names
+ * what could take it away (the app announces changes to those subjects, see
+ * protocol/control.ts), `validUntil` when it lapses by itself (a subscription's `expiresAt`,
+ * ms since the epoch). The server re-checks the membership at either.
+ */
+export type Grant = { ok: true; dependsOn: readonly EntitlementSubject[]; validUntil: number | null };
 export type Refusal = { ok: false; code: 'forbidden' | 'not_found'; message: string };
-export type Decision = { ok: true } | Refusal;
+export type Decision = Grant | Refusal;
 
 export interface ChannelContext {
   readonly directory: Directory;
@@ -28,6 +35,12 @@ export interface ChannelPolicy {
   initialPush?(principal: Principal, id: string, context: ChannelContext): Promise<InitialPush | null>;
 }
 
-export const allow: Decision = { ok: true };
+/** Allowed for as long as the connection lives (its owner's own channels). */
+export const allow: Grant = { ok: true, dependsOn: [], validUntil: null };
+export const allowWhile = (dependsOn: readonly EntitlementSubject[], validUntil: number | null = null): Grant => ({
+  ok: true,
+  dependsOn,
+  validUntil,
+});
 export const forbidden = (message: string): Refusal => ({ ok: false, code: 'forbidden', message });
 export const notFound = (message: string): Refusal => ({ ok: false, code: 'not_found', message });

@@ -40,14 +40,30 @@ export async function resolvePostAccess(
   lookups: PostAccessLookups,
   now: Date,
 ): Promise<PostAccessReason | null> {
+  return (await resolvePostGrant(viewerId, post, lookups, now))?.reason ?? null;
+}
+
+/**
+ * The reason, and until when it holds by itself: a subscriber's access ends at the
+ * subscription's `expiresAt` (null: no end of its own; a change can still end it).
+ */
+export async function resolvePostGrant(
+  viewerId: string,
+  post: PostAccessFacts,
+  lookups: PostAccessLookups,
+  now: Date,
+): Promise<{ reason: PostAccessReason; validUntil: number | null } | null> {
   if (!post.isLocked || post.authorId === viewerId) {
-    return postAccess({ viewerId, post, subscription: null, purchased: false, now });
+    const reason = postAccess({ viewerId, post, subscription: null, purchased: false, now });
+    return reason ? { reason, validUntil: null } : null;
   }
   const [subscription, purchased] = await Promise.all([
     lookups.findSubscription(viewerId, post.authorId),
     lookups.hasPurchased(viewerId, post.id),
   ]);
-  return postAccess({ viewerId, post, subscription, purchased, now });
+  const reason = postAccess({ viewerId, post, subscription, purchased, now });
+  if (!reason) return null;
+  return { reason, validUntil: reason === 'subscriber' ? (subscription?.expiresAt?.getTime() ?? null) : null };
 }
 
 /** The reason access is granted, or null when it is not. */

@@ -7,7 +7,7 @@ import { parseChannel, type ChannelKind, type ParsedChannel } from '../protocol/
 import { creatorPolicy } from './creator.ts';
 import { feedPolicy } from './feed.ts';
 import { notificationsPolicy } from './notifications.ts';
-import type { ChannelContext, ChannelPolicy, Principal, Refusal } from './policy.ts';
+import type { ChannelContext, ChannelPolicy, Grant, Principal, Refusal } from './policy.ts';
 import { postPolicy } from './post.ts';
 
 export const policies: Readonly<Record<ChannelKind, ChannelPolicy>> = {
@@ -18,7 +18,7 @@ export const policies: Readonly<Record<ChannelKind, ChannelPolicy>> = {
 };
 
 export type SubscribeDecision =
-  | { ok: true; channel: ParsedChannel; policy: ChannelPolicy }
+  | { ok: true; channel: ParsedChannel; policy: ChannelPolicy; grant: Grant }
   | Refusal
   | { ok: false; code: 'invalid_channel'; message: string };
 
@@ -34,5 +34,5 @@ export async function authorizeSubscription(
   }
   const policy = policies[parsed.channel.kind];
   const decision = await policy.authorize(principal, parsed.channel.id, context);
-  return decision.ok ? { ok: true, channel: parsed.channel, policy } : decision;
+  return decision.ok ? { ok: true, channel: parsed.channel, policy, grant: decision } : decision;
 }

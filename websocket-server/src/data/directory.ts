@@ -21,8 +21,18 @@ export interface SubscriptionFacts {
   expiresAt: Date | null;
 }
 
+/** What the database says about a session token's user and browser session. */
+export interface SessionState {
+  exists: boolean;
+  /** "Sign out everywhere" cutoff: tokens issued at or before it are void. */
+  sessionsValidAfter: Date | null;
+  /** The token's `sid` was signed out. */
+  sessionRevoked: boolean;
+}
+
 export interface Directory {
-  userExists(userId: string): Promise<boolean>;
+  /** One round trip per handshake and per refresh. */
+  sessionState(userId: string, sessionId: string | undefined): Promise<SessionState>;
   creatorExists(creatorId: string): Promise<boolean>;
   findPost(postId: string): Promise<PostAccessFacts | null>;
   findSubscription(subscriberId: string, creatorId: string): Promise<SubscriptionFacts | null>;

@@ -1,19 +1,38 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../../../generated/prisma/client.ts';
-import type { Directory, PostAccessFacts, SubscriptionFacts } from './directory.ts';
+import type { Directory, PostAccessFacts, SessionState, SubscriptionFacts } from './directory.ts';
 import { toNotificationPayload, type NotificationPayload } from '../protocol/index.ts';
 
 export class PrismaDirectory implements Directory {
   readonly #prisma: PrismaClient;
 
-  constructor(databaseUrl: string, options: { poolMax: number }) {
+  constructor(databaseUrl: string, options: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number }) {
     // Handshakes and subscribes are short point lookups; a small pool is plenty per process.
-    const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.poolMax, idleTimeoutMillis: 10_000 });
+    // Both timeouts make a slow or unreachable database fail a handshake fast (close 1013)
+    // instead of queueing handshakes behind it without bound.
+    const adapter = new PrismaPg({
+      connectionString: databaseUrl,
+      max: options.poolMax,
+      idleTimeoutMillis: 10_000,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      // Server-side bound on each statement, and a client-side one in case the server is gone.
+      statement_timeout: options.statementTimeoutMs,
+      query_timeout: options.statementTimeoutMs + 1_000,
+    });
     this.#prisma = new PrismaClient({ adapter });
   }
 
-  async userExists(userId: string): Promise<boolean> {
-    return (await this.#prisma.user.findUnique({ where: { id: userId }, select: { id: true } })) !== null;
+  async sessionState(userId: string, sessionId: string | undefined): Promise<SessionState> {
+    const user = await this.#prisma.user.findUnique({
+      where: { id: userId },
+      select: {
+        sessionsValidAfter: true,
+        ...(sessionId ? { revokedSessions: { where: { sessionId }, select: { sessionId: true }, take: 1 } } : {}),
+      },
+    });
+    if (!user) return { exists: false, sessionsValidAfter: null, sessionRevoked: false };
+    const revoked = 'revokedSessions' in user && Array.isArray(user.revokedSessions) && user.revokedSessions.length > 0;
+    return { exists: true, sessionsValidAfter: user.sessionsValidAfter, sessionRevoked: revoked };
   }
 
   async creatorExists(creatorId: string): Promise<boolean> {

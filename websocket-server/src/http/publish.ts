@@ -4,12 +4,13 @@
  * `WS_PUBLISH_SECRET`. Answers 202 `{id}` once the broker took the event: with Redis every
  * node receives it, not only this one.
  */
-import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Broker } from '../broker/broker.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { parseChannel, publishRequestSchema, publishedEventSchema } from '../protocol/index.ts';
+import { bearerMatches } from './bearer.ts';
 import { BodyTooLargeError, readBody, sendJson } from './body.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -19,12 +20,6 @@ export interface PublishHandlerDeps {
   secret: string | undefined;
   metrics: Metrics;
   logger: Logger;
-}
-
-/** Constant-time comparison of two strings of any length (hashing equalizes the lengths). */
-function secretsMatch(given: string, expected: string): boolean {
-  const digest = (value: string) => createHash('sha256').update(value).digest();
-  return timingSafeEqual(digest(given), digest(expected));
 }
 
 export function createPublishHandler({ broker, secret, metrics, logger }: PublishHandlerDeps) {
@@ -37,8 +32,7 @@ export function createPublishHandler({ broker, secret, metrics, logger }: Publis
       reply(503, { error: 'publish_disabled', message: 'set WS_PUBLISH_SECRET to enable POST /publish' });
       return;
     }
-    const match = /^Bearer\s+(.+)$/i.exec(request.headers.authorization?.trim() ?? '');
-    if (!match?.[1] || !secretsMatch(match[1], secret)) {
+    if (!bearerMatches(request, secret)) {
       reply(401, { error: 'unauthorized', message: 'Authorization: Bearer <WS_PUBLISH_SECRET> required' });
       return;
     }

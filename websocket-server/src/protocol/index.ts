@@ -5,6 +5,7 @@
  */
 export * from './channels.ts';
 export * from './codes.ts';
+export * from './control.ts';
 export * from './events.ts';
 export * from './handshake.ts';
 export * from './messages.ts';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { MAX_CHANNEL_NAME_LENGTH } from './channels.ts';
-import type { ErrorCode } from './codes.ts';
+import type { ErrorCode, UnsubscribeReason } from './codes.ts';
 import { EVENT_TYPES, eventDataSchemas, isEventType, type EventData, type EventType } from './events.ts';
 
 /** Request ids are chosen by the client and echoed verbatim. */
@@ -14,25 +14,46 @@ export type RequestId = z.infer<typeof requestIdSchema>;
 
 const channelField = z.string().min(1).max(MAX_CHANNEL_NAME_LENGTH);
 
+/** Far above a real session token (~500 bytes); next-auth chunks cookies past ~4 KB. */
+export const MAX_TOKEN_LENGTH = 8 * 1024;
+
 export const clientFrameSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('subscribe'), channel: channelField, id: requestIdSchema.optional() }),
   z.strictObject({ type: z.literal('unsubscribe'), channel: channelField, id: requestIdSchema.optional() }),
   z.strictObject({ type: z.literal('ping'), id: requestIdSchema.optional() }),
+  /** A fresh session token of the same user, sent before the current one expires. */
+  z.strictObject({ type: z.literal('refresh'), token: z.string().min(1).max(MAX_TOKEN_LENGTH), id: requestIdSchema.optional() }),
 ]);
 export type ClientFrame = z.infer<typeof clientFrameSchema>;
 const CLIENT_FRAME_TYPES: readonly string[] = clientFrameSchema.options.map((option) => option.shape.type.value);
 
-export type ConnectedFrame = { type: 'connected'; userId: string; connectionId: string };
+/** `expiresAt`: when the session token expires (ms since the epoch); refresh before it. */
+export type ConnectedFrame = { type: 'connected'; userId: string; connectionId: string; expiresAt: number };
 export type SubscribedFrame = { type: 'subscribed'; channel: string; id?: RequestId };
-export type UnsubscribedFrame = { type: 'unsubscribed'; channel: string; id?: RequestId };
+/**
+ * The reply to an `unsubscribe` (with its `id`), or, with a `reason` and no `id`, the server
+ * ending the subscription on its own because access was lost. Nothing more of that channel
+ * follows; a client may subscribe again later (and be refused until access returns).
+ */
+export type UnsubscribedFrame = { type: 'unsubscribed'; channel: string; id?: RequestId; reason?: UnsubscribeReason; message?: string };
 export type PongFrame = { type: 'pong'; id?: RequestId; ts: number };
-export type ErrorFrame = { type: 'error'; id?: RequestId; code: ErrorCode; message: string; channel?: string };
+/** The reply to a `refresh`: the connection now lives until the new token's expiry. */
+export type RefreshedFrame = { type: 'refreshed'; id?: RequestId; expiresAt: number };
+export type ErrorFrame = {
+  type: 'error';
+  id?: RequestId;
+  code: ErrorCode;
+  message: string;
+  channel?: string;
+  /** With `rate_limited` and `internal_error`: wait at least this long before retrying (ms). */
+  retryAfterMs?: number;
+};
 
 export type PushFrame<T extends EventType = EventType> = {
   [K in T]: { type: K; channel: string; data: EventData<K>; id: string; ts: number };
 }[T];
 
-export type ReplyFrame = SubscribedFrame | UnsubscribedFrame | PongFrame | ErrorFrame;
+export type ReplyFrame = SubscribedFrame | UnsubscribedFrame | PongFrame | RefreshedFrame | ErrorFrame;
 export type ServerFrame = ConnectedFrame | ReplyFrame | PushFrame;
 
 /** What a publisher hands to Redis (`PUBLISH ws:<channel> …`) or to `POST /publish`. */
