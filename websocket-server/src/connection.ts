@@ -185,8 +185,12 @@ export class Connection implements SessionHolder {
     this.#ws.ping();
   }
 
-  /** Sends a close frame; the socket is destroyed if the peer has not completed the close in `graceMs`. */
+  /**
+   * Writes what is queued (an error reply that explains the close, say), then sends a close
+   * frame; the socket is destroyed if the peer has not completed the close in `graceMs`.
+   */
   close(code: number, reason: string, graceMs = CLOSE_GRACE_MS): void {
+    if (!this.#closed && code !== CLOSE_CODES.slowConsumer) this.flush();
     if (this.#ws.readyState === this.#ws.OPEN || this.#ws.readyState === this.#ws.CONNECTING) this.#ws.close(code, reason);
     this.#markClosed();
     if (!this.#socketClosed) setTimeout(() => this.#ws.terminate(), graceMs).unref();

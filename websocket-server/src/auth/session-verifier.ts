@@ -21,6 +21,7 @@ export interface VerifiedSession {
   userId: string;
   /** The `sid` claim: one browser session, revocable on its own by signing out. */
   sessionId: string | undefined;
+  /** When the session began: the earlier of `iat` and `auth_time` (0 without either). */
   issuedAt: number;
   expiresAt: number;
 }
@@ -54,7 +55,11 @@ export class SessionVerifier {
       if (typeof payload.sub !== 'string' || payload.sub.length === 0) return { ok: false, reason: 'no_subject' };
       if (typeof payload.exp !== 'number' || !Number.isFinite(payload.exp)) return { ok: false, reason: 'no_expiry' };
       const sessionId = typeof payload.sid === 'string' && payload.sid.length > 0 && payload.sid.length <= 64 ? payload.sid : undefined;
-      const issuedAt = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat * 1000 : 0;
+      // next-auth re-stamps `iat` whenever it rolls the session cookie over; `auth_time` (set by
+      // lib/auth.ts at sign-in) does not move, so the earlier of the two is when the session began.
+      const iat = typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat : 0;
+      const authTime = typeof payload.auth_time === 'number' && Number.isFinite(payload.auth_time) ? payload.auth_time : iat;
+      const issuedAt = Math.min(iat, authTime) * 1000;
       return { ok: true, userId: payload.sub, sessionId, issuedAt, expiresAt: payload.exp * 1000 };
     } catch (error) {
       if (error instanceof errors.JWTExpired) return { ok: false, reason: 'expired' };

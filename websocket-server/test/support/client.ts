@@ -118,7 +118,7 @@ export class TestClient {
   async request(frame: Record<string, unknown>): Promise<Frame> {
     const id = this.#nextId++;
     this.sendRaw(JSON.stringify({ ...frame, id }));
-    return this.next((f) => (f as { id?: unknown }).id === id && ['subscribed', 'unsubscribed', 'pong', 'error'].includes(f.type));
+    return this.next((f) => (f as { id?: unknown }).id === id && ['subscribed', 'unsubscribed', 'pong', 'refreshed', 'error'].includes(f.type));
   }
 
   subscribe(channel: string): Promise<Frame> {
