@@ -20,16 +20,23 @@ export interface ProxyTarget {
 /** One direction of one proxied connection: chunks queued with the time they may leave. */
 class Pipe {
   readonly #queue: Array<{ chunk: Buffer; dueAt: number }> = [];
+  /** Bytes received and not yet forwarded (paused or delayed). */
+  heldBytes = 0;
   readonly #to: Socket;
   readonly #proxy: TcpProxy;
   #ended = false;
   #timer: NodeJS.Timeout | undefined;
 
+  /** True for the client→upstream direction. */
+  readonly upstream: boolean;
+
   constructor(from: Socket, to: Socket, proxy: TcpProxy, delayed: boolean) {
+    this.upstream = delayed;
     this.#to = to;
     this.#proxy = proxy;
     from.on('data', (chunk: Buffer) => {
       this.#queue.push({ chunk, dueAt: Date.now() + (delayed ? proxy.delayMs : 0) });
+      this.heldBytes += chunk.length;
       this.pump();
     });
     from.once('end', () => {
@@ -51,6 +58,7 @@ class Pipe {
         return;
       }
       this.#queue.shift();
+      this.heldBytes -= head.chunk.length;
       this.#to.write(head.chunk);
     }
     if (this.#ended) this.#to.end();
@@ -59,6 +67,7 @@ class Pipe {
   stop(): void {
     clearTimeout(this.#timer);
     this.#queue.length = 0;
+    this.heldBytes = 0;
   }
 }
 
@@ -66,6 +75,7 @@ export class TcpProxy {
   readonly #server: Server;
   readonly #target: Required<ProxyTarget>;
   readonly #sockets = new Set<Socket>();
+  readonly #clients = new Set<Socket>();
   readonly #pipes = new Set<Pipe>();
   #paused = false;
   #delayMs = 0;
@@ -73,7 +83,9 @@ export class TcpProxy {
 
   private constructor(target: Required<ProxyTarget>) {
     this.#target = target;
-    this.#server = createServer((client) => this.#accept(client));
+    // Half-open allowed on both sides: an end (FIN) travels through the pipe like data, so a
+    // paused proxy holds a close too, as a stalled link would.
+    this.#server = createServer({ allowHalfOpen: true }, (client) => this.#accept(client));
   }
 
   /** Starts a proxy to `target` on a free port of 127.0.0.1. */
@@ -116,7 +128,15 @@ export class TcpProxy {
 
   /** Client connections open now. */
   get openConnections(): number {
-    return this.#sockets.size / 2;
+    return this.#clients.size;
+  }
+
+  /** Client→upstream bytes the proxy holds now (paused or delayed): > 0 while paused means a
+   * request is waiting on the upstream. */
+  get heldUpstreamBytes(): number {
+    let total = 0;
+    for (const pipe of this.#pipes) if (pipe.upstream) total += pipe.heldBytes;
+    return total;
   }
 
   /** Holds all traffic, both ways, until `resume()`. */
@@ -147,7 +167,9 @@ export class TcpProxy {
 
   #accept(client: Socket): void {
     this.#accepted++;
-    const upstream = connect(this.#target.port, this.#target.host);
+    this.#clients.add(client);
+    client.once('close', () => this.#clients.delete(client));
+    const upstream = connect({ port: this.#target.port, host: this.#target.host, allowHalfOpen: true });
     const toUpstream = new Pipe(client, upstream, this, true);
     const toClient = new Pipe(upstream, client, this, false);
     for (const [socket, other, inbound] of [
