@@ -109,9 +109,14 @@ export class Connection implements SessionHolder {
   }
 
   /** HubMember: a push of `channel`, which the channel's state may hold back. */
-  enqueue(frame: Buffer, channel: string): void {
+  enqueue(frame: Buffer, channel: string, offset?: number): void {
     if (this.#closed) return;
-    this.#subscriptions.deliver(channel, frame);
+    this.#subscriptions.deliver(channel, frame, offset);
+  }
+
+  /** This node lost continuity on `channel` (see history/continuity.ts). */
+  resubscribe(channel: string): void {
+    this.#subscriptions.resubscribe(channel);
   }
 
   sendBytes(frame: Buffer): void {
@@ -268,7 +273,10 @@ export class Connection implements SessionHolder {
         this.send({ type: 'pong', ...withId(frame.id), ts: Date.now() });
         return;
       case 'subscribe':
-        return this.#subscriptions.subscribe(frame.channel, frame.id);
+        return this.#subscriptions.subscribe(frame.channel, frame.id, {
+          ...(frame.since ? { since: frame.since } : {}),
+          ...(frame.lastNotificationId ? { lastNotificationId: frame.lastNotificationId } : {}),
+        });
       case 'unsubscribe':
         return this.#subscriptions.unsubscribe(frame.channel, frame.id);
       case 'refresh':

@@ -1,21 +1,24 @@
 /**
  * Turns a broker message into one push frame and hands the same bytes to every local subscriber
  * of its channel. Validation and serialization happen once per event per node; nothing here
- * touches the database.
+ * touches the database. Events with a history position go through the channel's continuity
+ * check first (history/continuity.ts), so a node that missed some delivers them before newer ones.
  */
-import { randomUUID } from 'node:crypto';
+import type { Continuity } from './history/continuity.ts';
+import { parsePush } from './history/push-frames.ts';
 import type { Hub } from './hub.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { publishedEventSchema, type PublishedEvent } from './protocol/index.ts';
 
 export class EventRouter {
   readonly #hub: Hub;
+  readonly #continuity: Continuity;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
 
-  constructor(hub: Hub, metrics: Metrics, logger: Logger) {
+  constructor(hub: Hub, continuity: Continuity, metrics: Metrics, logger: Logger) {
     this.#hub = hub;
+    this.#continuity = continuity;
     this.#metrics = metrics;
     this.#logger = logger.child({ component: 'event-router' });
   }
@@ -26,31 +29,13 @@ export class EventRouter {
       this.#metrics.eventsReceived.inc({ outcome: 'no_subscribers' });
       return;
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(payload);
-    } catch {
-      this.#reject(channel, 'payload is not JSON');
+    const parsed = parsePush(channel, payload);
+    if (!parsed.ok) {
+      this.#metrics.eventsReceived.inc({ outcome: 'invalid' });
+      this.#logger.warn('dropped malformed event', { channel, reason: parsed.reason.slice(0, 500) });
       return;
     }
-    const parsed = publishedEventSchema.safeParse(value);
-    if (!parsed.success) {
-      this.#reject(channel, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-      return;
-    }
-    const frame = Buffer.from(JSON.stringify(toPushFrame(channel, parsed.data)));
-    const delivered = this.#hub.deliver(channel, frame);
     this.#metrics.eventsReceived.inc({ outcome: 'delivered' });
-    this.#logger.debug('event delivered', { channel, type: parsed.data.type, subscribers: delivered });
+    this.#continuity.accept(channel, parsed.push);
   }
-
-  #reject(channel: string, reason: string): void {
-    this.#metrics.eventsReceived.inc({ outcome: 'invalid' });
-    this.#logger.warn('dropped malformed event', { channel, reason: reason.slice(0, 500) });
-  }
-}
-
-/** Fills `id` and `ts` when the publisher left them out. */
-export function toPushFrame(channel: string, event: PublishedEvent) {
-  return { type: event.type, channel, data: event.data, id: event.id ?? randomUUID(), ts: event.ts ?? Date.now() };
 }

@@ -11,13 +11,18 @@ import type { ChannelKind } from './protocol/index.ts';
 export interface HubMember {
   readonly id: string;
   readonly closed: boolean;
-  /** Queues an already serialized push of `channel`; the same Buffer is shared by every member. */
-  enqueue(frame: Buffer, channel: string): void;
+  /**
+   * Queues an already serialized push of `channel`; the same Buffer is shared by every member.
+   * `offset` is the event's position in the channel's history, when it has one.
+   */
+  enqueue(frame: Buffer, channel: string, offset?: number): void;
 }
 
 export interface HubListener {
   joined(kind: ChannelKind): void;
   left(kind: ChannelKind): void;
+  /** The channel's last local member left. */
+  emptied?(channel: string): void;
 }
 
 /** Longest a subscribe waits for the broker (Redis SUBSCRIBE round trip, or Redis down). */
@@ -106,6 +111,7 @@ export class Hub {
     this.#listener.left(kind);
     if (members?.size === 0) {
       this.#members.delete(channel);
+      this.#listener.emptied?.(channel);
       this.#releaseIfUnused(channel);
     }
     return true;
@@ -118,11 +124,21 @@ export class Hub {
   }
 
   /** Queues `frame` on every member of `channel`; returns how many. */
-  deliver(channel: string, frame: Buffer): number {
+  deliver(channel: string, frame: Buffer, offset?: number): number {
     const members = this.#members.get(channel);
     if (!members) return 0;
-    for (const member of members) member.enqueue(frame, channel);
+    for (const member of members) member.enqueue(frame, channel, offset);
     return members.size;
+  }
+
+  /** Members of `channel` on this node (a copy). */
+  membersOf(channel: string): HubMember[] {
+    return [...(this.#members.get(channel) ?? [])];
+  }
+
+  /** Channels with at least one member on this node. */
+  channels(): string[] {
+    return [...this.#members.keys()];
   }
 
   #ensureBrokerSubscription(channel: string): Promise<void> {

@@ -112,6 +112,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly recoveries = new Counter({
+    name: 'ws_history_recoveries_total',
+    help: 'Node-side recoveries from history (after a gap in live events or a broker reconnect), by outcome (recovered, lost, failed) and trigger',
+    labelNames: ['outcome', 'trigger'] as const,
+    registers: [this.registry],
+  });
+  readonly subscribeRecoveries = new Counter({
+    name: 'ws_subscribe_recoveries_total',
+    help: 'Subscribes with since, by outcome (recovered: every missed event replayed; reload: the client reloads its state)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { collectProcessMetrics: boolean }) {
     if (options.collectProcessMetrics) collectDefaultMetrics({ register: this.registry });
   }

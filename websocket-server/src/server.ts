@@ -22,9 +22,11 @@ import type { ChannelContext } from './channels/policy.ts';
 import { CLOSE_GRACE_MS, Connection, type ConnectionLimits } from './connection.ts';
 import type { Directory } from './data/directory.ts';
 import { EventRouter } from './event-router.ts';
+import { Continuity } from './history/continuity.ts';
 import { createControlHandler } from './http/control.ts';
 import { respondHealth } from './http/health.ts';
 import { sendJson } from './http/body.ts';
+import { createPositionHandler } from './http/position.ts';
 import { createPublishHandler } from './http/publish.ts';
 import { Hub } from './hub.ts';
 import { Admission, type AdmissionLimits, type AdmissionRefusal } from './limits/admission.ts';
@@ -86,8 +88,10 @@ export class RealtimeServer {
   readonly #sessionCheck: SessionCheck;
   readonly #admission: Admission;
   readonly #subscribeBudget: KeyedBuckets;
+  readonly #continuity: Continuity;
   readonly #publish: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
   readonly #publishControl: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+  readonly #position: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
   #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle';
   #heartbeat: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -105,6 +109,7 @@ export class RealtimeServer {
         metrics.subscribed(kind, -1);
         metrics.channels.set(this.#hub.channelCount);
       },
+      emptied: (channel) => this.#continuity.forget(channel),
     });
     this.#channelContext = { directory, now: () => new Date(), unreadNotificationsLimit: options.unreadNotificationsLimit };
     this.#batcher = new WriteBatcher((error) => logger.error('a socket write failed; socket terminated', { error: (error as Error).message }));
@@ -114,7 +119,26 @@ export class RealtimeServer {
     this.#sessionCheck = new SessionCheck(deps.verifier, directory, this.#sessions);
     this.#admission = new Admission(options.admission);
     this.#subscribeBudget = new KeyedBuckets(options.subscribesPerSecond, options.subscribeBurst);
-    const router = new EventRouter(this.#hub, metrics, logger);
+    this.#continuity = new Continuity(
+      broker,
+      {
+        deliver: (channel, push) => this.#hub.deliver(channel, push.frame, push.event.offset),
+        lost: (channel) => {
+          for (const member of this.#hub.membersOf(channel)) (member as Connection).resubscribe(channel);
+        },
+        channels: () => this.#hub.channels(),
+      },
+      metrics,
+      logger,
+    );
+    // After a Redis outage ioredis re-subscribes by itself, but what was published meanwhile
+    // never reached this node: read it from history. A second pass a moment later catches what
+    // was published between the re-SUBSCRIBE and its confirmation.
+    broker.onResubscribed(() => {
+      void this.#continuity.recoverAll();
+      setTimeout(() => void this.#continuity.recoverAll(), 1_000).unref();
+    });
+    const router = new EventRouter(this.#hub, this.#continuity, metrics, logger);
     broker.onMessage((channel, payload) => {
       if (channel === CONTROL_CHANNEL) this.#control.handle(payload);
       else router.route(channel, payload);
@@ -133,6 +157,7 @@ export class RealtimeServer {
     });
     this.#publish = createPublishHandler({ broker, secret: options.publishSecret, metrics, logger });
     this.#publishControl = createControlHandler({ broker, secret: options.publishSecret, logger });
+    this.#position = createPositionHandler({ broker, secret: options.publishSecret });
     this.#http = createServer((request, response) => {
       this.#route(request, response).catch((error: Error) => {
         logger.error('http handler failed', { path: request.url?.split('?')[0], error: error.message });
@@ -284,6 +309,8 @@ export class RealtimeServer {
         return this.#publish(request, response);
       case 'POST /control':
         return this.#publishControl(request, response);
+      case 'GET /position':
+        return this.#position(request, response);
       default:
         sendJson(response, 404, { error: 'not_found', message: `no route for ${route.slice(0, 100)}` });
     }
@@ -363,6 +390,8 @@ export class RealtimeServer {
       }
       const connection = new Connection(ws, socket, session, logger, {
         hub: this.#hub,
+        broker: this.#deps.broker,
+        continuity: this.#continuity,
         channelContext: this.#channelContext,
         metrics,
         batcher: this.#batcher,

@@ -24,7 +24,11 @@ import type { Hub, HubMember } from './hub.ts';
 import type { KeyedBuckets } from './limits/keyed-buckets.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import type { ErrorCode, RequestId, ServerFrame, UnsubscribeReason } from './protocol/index.ts';
+import type { Broker } from './broker/broker.ts';
+import { coversSince } from './broker/history-script.ts';
+import type { Continuity } from './history/continuity.ts';
+import { parsePush } from './history/push-frames.ts';
+import { MAX_RECOVERY_EVENTS, type ErrorCode, type RequestId, type ServerFrame, type StreamPosition, type UnsubscribeReason } from './protocol/index.ts';
 
 export interface SubscriptionLimits {
   maxSubscriptions: number;
@@ -34,6 +38,8 @@ export interface SubscriptionLimits {
 
 export interface SubscriptionsDeps {
   hub: Hub;
+  broker: Broker;
+  continuity: Continuity;
   channelContext: ChannelContext;
   metrics: Metrics;
   reauthorizer: Reauthorizer;
@@ -54,9 +60,17 @@ export interface SubscriptionOwner extends HubMember {
 
 type SlotState = 'joining' | 'live' | 'holding';
 
+type HeldPush = { frame: Buffer; offset: number | undefined };
+
+/** What a subscribe asks for beyond the channel. */
+export interface SubscribeOptions {
+  since?: StreamPosition;
+  lastNotificationId?: string;
+}
+
 class Slot {
   state: SlotState = 'joining';
-  held: Buffer[] = [];
+  held: HeldPush[] = [];
   heldBytes = 0;
   /** A re-check is queued and has not started reading yet: later changes ride on it. */
   recheckQueued = false;
@@ -88,19 +102,26 @@ export class Subscriptions implements GrantHolder {
   }
 
   /** Hub delivery: live channels go to the socket, joining or holding ones wait. */
-  deliver(channel: string, frame: Buffer): void {
+  deliver(channel: string, frame: Buffer, offset?: number): void {
     const slot = this.#slots.get(channel);
     if (!slot || slot.state === 'live') {
       this.#owner.sendBytes(frame);
       return;
     }
-    slot.held.push(frame);
+    slot.held.push({ frame, offset });
     slot.heldBytes += frame.length;
     if (slot.heldBytes > this.#deps.limits.maxBufferedBytes) this.#owner.overflow();
   }
 
-  subscribe(channel: string, id: RequestId | undefined): Promise<void> {
-    return this.#serialize(channel, () => this.#subscribe(channel, id));
+  subscribe(channel: string, id: RequestId | undefined, options: SubscribeOptions = {}): Promise<void> {
+    return this.#serialize(channel, () => this.#subscribe(channel, id, options));
+  }
+
+  /** This node lost continuity on `channel`: the client must subscribe again with `since`. */
+  resubscribe(channel: string): void {
+    if (!this.#slots.has(channel) || this.#owner.closed) return;
+    this.#drop(channel);
+    this.#owner.send({ type: 'unsubscribed', channel, reason: 'resubscribe', message: 'subscribe again with since to recover' });
   }
 
   unsubscribe(channel: string, id: RequestId | undefined): Promise<void> {
@@ -135,12 +156,15 @@ export class Subscriptions implements GrantHolder {
     this.#slots.clear();
   }
 
-  async #subscribe(channel: string, id: RequestId | undefined): Promise<void> {
+  async #subscribe(channel: string, id: RequestId | undefined, { since, lastNotificationId }: SubscribeOptions): Promise<void> {
     const owner = this.#owner;
-    const { hub, channelContext, metrics, reauthorizer, limits, subscribeBudget } = this.#deps;
+    const { hub, broker, continuity, channelContext, metrics, reauthorizer, limits, subscribeBudget } = this.#deps;
     if (owner.closed) return;
-    if (this.#slots.has(channel)) {
-      owner.send({ type: 'subscribed', channel, ...withId(id) });
+    const existing = this.#slots.get(channel);
+    if (existing) {
+      // Already live: answer with the position it has been delivering from.
+      const { position } = await broker.history(channel, null, 0);
+      if (this.#slots.get(channel) === existing && !owner.closed) owner.send({ type: 'subscribed', channel, ...withId(id), ...position });
       return;
     }
     if (this.#slots.size + this.#pendingSubscribes() >= limits.maxSubscriptions) {
@@ -181,20 +205,45 @@ export class Subscriptions implements GrantHolder {
       const missed = reauthorizer.changedSince(seq, slot.record.keys);
       if (missed) this.recheck(channel, missed.cause, missed.at);
 
+      // Joined (pushes are held from here), so the position read now is where live delivery
+      // continues: nothing falls between the replay and the first live push.
       let initial;
+      let slice;
+      let recovered: boolean | undefined;
       try {
-        initial = await decision.policy.initialPush?.(owner.principal, decision.channel.id, channelContext);
+        slice = await broker.history(channel, since ? since.offset : null, MAX_RECOVERY_EVENTS);
+        continuity.observe(channel, slice.position);
+        recovered = since ? coversSince(slice, since) : undefined;
+        const { policy } = decision;
+        const target = decision.channel.id;
+        if (recovered) initial = null;
+        else if (since && lastNotificationId && policy.recoveryPush) initial = await policy.recoveryPush(owner.principal, target, channelContext, lastNotificationId);
+        else initial = await policy.initialPush?.(owner.principal, target, channelContext);
       } catch (error) {
-        owner.logger.warn('initial push failed; subscription undone', { channel, error: (error as Error).message });
+        owner.logger.warn('subscribe could not read the channel’s state; undone', { channel, error: (error as Error).message });
         if (this.#slots.get(channel) === slot) this.#drop(channel);
         this.#replyError(id, 'internal_error', 'could not read the channel’s current state; retry', channel, SUBSCRIBE_RETRY_AFTER_MS);
         return;
       }
       if (owner.closed || this.#slots.get(channel) !== slot) return;
-      owner.send({ type: 'subscribed', channel, ...withId(id) });
-      if (initial) owner.send({ ...initial, channel, id: randomUUID(), ts: Date.now() } as ServerFrame);
+      const position = slice.position;
+      owner.send({ type: 'subscribed', channel, ...withId(id), ...position, ...(recovered === undefined ? {} : { recovered }) });
+      if (since) metrics.subscribeRecoveries.inc({ outcome: recovered ? 'recovered' : 'reload' });
+      if (initial) {
+        // The snapshot is state at `position`: its id is stable for that position, and a client
+        // ignores it when it already applied a later event.
+        owner.send({ ...initial, channel, id: `snapshot:${position.epoch}:${position.offset}`, ts: Date.now(), ...position } as ServerFrame);
+      }
+      if (recovered) {
+        for (const event of slice.events) {
+          const parsed = parsePush(channel, event.payload);
+          if (parsed.ok) owner.sendBytes(parsed.push.frame);
+        }
+        // Held live pushes up to the position were just replayed.
+        slot.held = slot.held.filter((held) => held.offset === undefined || held.offset > position.offset);
+      }
       this.#release(slot);
-      owner.logger.debug('subscribed', { channel });
+      owner.logger.debug('subscribed', { channel, recovered });
     } finally {
       stopTimer();
     }
@@ -248,7 +297,7 @@ export class Subscriptions implements GrantHolder {
     const held = slot.held;
     slot.held = [];
     slot.heldBytes = 0;
-    for (const frame of held) this.#owner.sendBytes(frame);
+    for (const { frame } of held) this.#owner.sendBytes(frame);
   }
 
   /** Leaves the channel: hub membership, grant and held pushes. */

@@ -4,6 +4,11 @@
  * what its clients hold (centrifuge's hub/broker split). Payloads are opaque strings here; the
  * server validates them once per node, not per delivery.
  */
+import type { StreamPosition } from '../protocol/index.ts';
+import type { HistorySlice } from './history-script.ts';
+
+export type { HistorySlice };
+
 export type BrokerMessageHandler = (channel: string, payload: string) => void;
 
 export type BrokerState = 'connecting' | 'ready' | 'down' | 'closed';
@@ -20,9 +25,18 @@ export interface Broker {
   /** Resolves once the channel is subscribed. Idempotent. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
-  /** Delivers to every node subscribed to `channel`, this one included. Rejects when the broker
-   * cannot take the message now (Redis down). */
-  publish(channel: string, payload: string): Promise<void>;
+  /**
+   * Delivers to every node subscribed to `channel`, this one included, and keeps the event in the
+   * channel's history with the next offset; resolves to its position (null for the control
+   * channel, which has no history). `payload` is a JSON object's text; what subscribers receive
+   * carries `offset` and `epoch` besides. Rejects when the broker cannot take it now (Redis down).
+   */
+  publish(channel: string, payload: string): Promise<StreamPosition | null>;
+  /** The channel's position, and up to `limit` events after offset `since` when it is not null. */
+  history(channel: string, since: number | null, limit: number): Promise<HistorySlice>;
+  /** Called after the broker lost and regained its subscriptions (Redis reconnected): what was
+   * published meanwhile has to be recovered from history. */
+  onResubscribed(handler: () => void): void;
   health(): BrokerHealth;
   /** Idempotent. */
   close(): Promise<void>;

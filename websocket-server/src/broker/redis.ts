@@ -9,7 +9,9 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
-import type { Broker, BrokerHealth, BrokerMessageHandler, BrokerState } from './broker.ts';
+import type { StreamPosition } from '../protocol/index.ts';
+import type { Broker, BrokerHealth, BrokerMessageHandler, BrokerState, HistorySlice } from './broker.ts';
+import { publishWithHistory, readHistory } from './history-script.ts';
 
 export interface RedisBrokerOptions {
   url: string;
@@ -26,7 +28,11 @@ export class RedisBroker implements Broker {
   readonly #prefix: string;
   readonly #logger: Logger;
   #handler: BrokerMessageHandler = () => {};
+  #resubscribed: () => void = () => {};
   #closed = false;
+  /** The subscriber was ready once: a later 'ready' is a reconnect, after which ioredis has
+   * re-subscribed every channel but whatever was published in between is gone from pub/sub. */
+  #wasReady = false;
 
   constructor({ url, channelPrefix, logger, nodeId }: RedisBrokerOptions) {
     this.#prefix = channelPrefix;
@@ -39,6 +45,10 @@ export class RedisBroker implements Broker {
       client.on('error', (error: Error) => this.#logger.warn('redis error', { role, error: error.message }));
       client.on('ready', () => this.#logger.info('redis ready', { role }));
     }
+    this.#subscriber.on('ready', () => {
+      if (this.#wasReady) this.#resubscribed();
+      this.#wasReady = true;
+    });
     this.#subscriber.on('message', (redisChannel: string, payload: string) => {
       if (!redisChannel.startsWith(this.#prefix)) return;
       this.#handler(redisChannel.slice(this.#prefix.length), payload);
@@ -73,8 +83,16 @@ export class RedisBroker implements Broker {
     await this.#subscriber.unsubscribe(this.#prefix + channel);
   }
 
-  async publish(channel: string, payload: string): Promise<void> {
-    await this.#publisher.publish(this.#prefix + channel, payload);
+  async publish(channel: string, payload: string): Promise<StreamPosition | null> {
+    return publishWithHistory(this.#publisher, this.#prefix, channel, payload);
+  }
+
+  history(channel: string, since: number | null, limit: number): Promise<HistorySlice> {
+    return readHistory(this.#publisher, this.#prefix, channel, since, limit);
+  }
+
+  onResubscribed(handler: () => void): void {
+    this.#resubscribed = handler;
   }
 
   health(): BrokerHealth {

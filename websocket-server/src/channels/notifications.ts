@@ -12,4 +12,11 @@ export const notificationsPolicy: ChannelPolicy = {
     const { notifications, count } = await directory.unreadNotifications(userId, unreadNotificationsLimit);
     return { type: 'unread_notifications', data: { notifications, count } };
   },
+  // History did not cover the client's position (Redis lost it, or it expired): the database
+  // still has every notification, so none is ever lost.
+  async recoveryPush(principal, userId, { directory, unreadNotificationsLimit }, lastNotificationId) {
+    if (principal.userId !== userId) return null;
+    const { notifications, unreadCount } = await directory.notificationsAfter(userId, lastNotificationId, unreadNotificationsLimit);
+    return { type: 'notifications_recovered', data: { notifications, unreadCount } };
+  },
 };

@@ -27,12 +27,17 @@ export interface ChannelContext {
 }
 
 /** A push sent to one new subscriber only, right after its `subscribed` reply. */
-export type InitialPush = { type: 'unread_notifications'; data: EventData<'unread_notifications'> };
+export type InitialPush =
+  | { type: 'unread_notifications'; data: EventData<'unread_notifications'> }
+  | { type: 'notifications_recovered'; data: EventData<'notifications_recovered'> };
 
 export interface ChannelPolicy {
   readonly kind: ChannelKind;
   authorize(principal: Principal, id: string, context: ChannelContext): Promise<Decision>;
+  /** The channel's current state, for a subscriber without a position. */
   initialPush?(principal: Principal, id: string, context: ChannelContext): Promise<InitialPush | null>;
+  /** When history could not cover a subscriber's `since`: what it missed, from the database. */
+  recoveryPush?(principal: Principal, id: string, context: ChannelContext, lastNotificationId: string): Promise<InitialPush | null>;
 }
 
 /** Allowed for as long as the connection lives (its owner's own channels). */

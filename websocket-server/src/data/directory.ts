@@ -37,7 +37,13 @@ export interface Directory {
   findPost(postId: string): Promise<PostAccessFacts | null>;
   findSubscription(subscriberId: string, creatorId: string): Promise<SubscriptionFacts | null>;
   hasPurchased(userId: string, postId: string): Promise<boolean>;
+  /** The newest unread ones and the unread count, read in one snapshot. */
   unreadNotifications(userId: string, limit: number): Promise<{ notifications: NotificationPayload[]; count: number }>;
+  /**
+   * Notifications created after `lastId` (newest first, at most `limit`; all unread ones when
+   * `lastId` is not the user's) and the unread count, read in one snapshot.
+   */
+  notificationsAfter(userId: string, lastId: string, limit: number): Promise<{ notifications: NotificationPayload[]; unreadCount: number }>;
   /** Cheap round trip for /health. */
   ping(): Promise<void>;
   close(): Promise<void>;

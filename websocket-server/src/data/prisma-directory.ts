@@ -64,12 +64,28 @@ export class PrismaDirectory implements Directory {
 
   async unreadNotifications(userId: string, limit: number): Promise<{ notifications: NotificationPayload[]; count: number }> {
     const where = { userId, isRead: false };
-    const [rows, count] = await Promise.all([
-      this.#prisma.notification.findMany({ where, orderBy: { createdAt: 'desc' }, take: limit }),
-      this.#prisma.notification.count({ where }),
-    ]);
-    const notifications = rows.map(toNotificationPayload);
-    return { notifications, count };
+    // One snapshot: a list and a count read at different moments could disagree.
+    const [rows, count] = await this.#prisma.$transaction(
+      [this.#prisma.notification.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: limit }), this.#prisma.notification.count({ where })],
+      { isolationLevel: 'RepeatableRead' },
+    );
+    return { notifications: rows.map(toNotificationPayload), count };
+  }
+
+  async notificationsAfter(userId: string, lastId: string, limit: number): Promise<{ notifications: NotificationPayload[]; unreadCount: number }> {
+    return this.#prisma.$transaction(
+      async (tx) => {
+        const last = await tx.notification.findFirst({ where: { id: lastId, userId }, select: { createdAt: true } });
+        const rows = await tx.notification.findMany({
+          where: last ? { userId, createdAt: { gt: last.createdAt } } : { userId, isRead: false },
+          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+          take: limit,
+        });
+        const unreadCount = await tx.notification.count({ where: { userId, isRead: false } });
+        return { notifications: rows.map(toNotificationPayload), unreadCount };
+      },
+      { isolationLevel: 'RepeatableRead' },
+    );
   }
 
   async ping(): Promise<void> {

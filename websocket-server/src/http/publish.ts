@@ -69,7 +69,8 @@ export function createPublishHandler({ broker, secret, metrics, logger }: Publis
       reply(503, { error: 'broker_unavailable', message: `the broker could not take the event on ${failed.length} of ${channels.length} channels; retry` });
       return;
     }
-    reply(202, channel === undefined ? { id: event.data.id, channels: channels.length } : { id: event.data.id, channel });
+    const position = results[0]?.status === 'fulfilled' ? results[0].value : null;
+    reply(202, channel === undefined ? { id: event.data.id, channels: channels.length } : { id: event.data.id, channel, ...(position ?? {}) });
   };
 }
 

@@ -78,5 +78,6 @@ export function retryAfterFromReason(reason: string): number | null {
 export const UNSUBSCRIBE_REASONS = [
   'forbidden', // access was lost: subscription cancelled or expired, tier changed, refund, post locked or deleted
   'unavailable', // access could not be re-checked (database unreachable): subscribe again later
+  'resubscribe', // this node lost continuity (a Redis outage longer than the history): subscribe again at once with `since`
 ] as const;
 export type UnsubscribeReason = (typeof UNSUBSCRIBE_REASONS)[number];

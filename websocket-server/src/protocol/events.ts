@@ -71,6 +71,9 @@ export const eventDataSchemas = {
   notification_read: z.looseObject({ notificationId: id.nullable(), unreadCount: count }),
   notifications_cleared: z.looseObject({ unreadCount: count }),
   unread_notifications: z.looseObject({ notifications: z.array(notificationSchema), count }),
+  /** After a failed recovery of notifications_: what was created after the client's newest
+   * notification (newest first) and the unread count, read in one database snapshot. */
+  notifications_recovered: z.looseObject({ notifications: z.array(notificationSchema), unreadCount: count }),
   post_liked: z.looseObject({ postId: id, userId: id, likesCount: count }),
   post_unliked: z.looseObject({ postId: id, userId: id, likesCount: count }),
   post_created: z.looseObject({ post: postSummarySchema }),

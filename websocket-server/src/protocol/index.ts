@@ -8,4 +8,5 @@ export * from './codes.ts';
 export * from './control.ts';
 export * from './events.ts';
 export * from './handshake.ts';
+export * from './history.ts';
 export * from './messages.ts';

@@ -17,8 +17,25 @@ const channelField = z.string().min(1).max(MAX_CHANNEL_NAME_LENGTH);
 /** Far above a real session token (~500 bytes); next-auth chunks cookies past ~4 KB. */
 export const MAX_TOKEN_LENGTH = 8 * 1024;
 
+/** Where a client is in a channel's stream: the last event it applied. */
+export const streamPositionSchema = z.strictObject({
+  offset: z.number().int().nonnegative().safe(),
+  epoch: z.string().min(1).max(64),
+});
+
 export const clientFrameSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('subscribe'), channel: channelField, id: requestIdSchema.optional() }),
+  z.strictObject({
+    type: z.literal('subscribe'),
+    channel: channelField,
+    id: requestIdSchema.optional(),
+    /** Replay every event after this position before any live one (see history.ts). */
+    since: streamPositionSchema.optional(),
+    /**
+     * notifications_ only: the newest notification the client has. When the history cannot
+     * cover `since`, the server sends the notifications created after it from the database.
+     */
+    lastNotificationId: z.string().min(1).max(64).optional(),
+  }),
   z.strictObject({ type: z.literal('unsubscribe'), channel: channelField, id: requestIdSchema.optional() }),
   z.strictObject({ type: z.literal('ping'), id: requestIdSchema.optional() }),
   /** A fresh session token of the same user, sent before the current one expires. */
@@ -29,7 +46,20 @@ const CLIENT_FRAME_TYPES: readonly string[] = clientFrameSchema.options.map((opt
 
 /** `expiresAt`: when the session token expires (ms since the epoch); refresh before it. */
 export type ConnectedFrame = { type: 'connected'; userId: string; connectionId: string; expiresAt: number };
-export type SubscribedFrame = { type: 'subscribed'; channel: string; id?: RequestId };
+/**
+ * `offset`/`epoch`: the channel's position when the subscription began; every later push has a
+ * greater offset. `recovered` (only when the subscribe had `since`): true when every event after
+ * `since` follows (replayed, then live); false when the history no longer covers it and the
+ * client must reload its state.
+ */
+export type SubscribedFrame = {
+  type: 'subscribed';
+  channel: string;
+  id?: RequestId;
+  offset: number;
+  epoch: string;
+  recovered?: boolean;
+};
 /**
  * The reply to an `unsubscribe` (with its `id`), or, with a `reason` and no `id`, the server
  * ending the subscription on its own because access was lost. Nothing more of that channel
@@ -49,8 +79,9 @@ export type ErrorFrame = {
   retryAfterMs?: number;
 };
 
+/** `offset`/`epoch` are present on events published with history (see history.ts). */
 export type PushFrame<T extends EventType = EventType> = {
-  [K in T]: { type: K; channel: string; data: EventData<K>; id: string; ts: number };
+  [K in T]: { type: K; channel: string; data: EventData<K>; id: string; ts: number; offset?: number; epoch?: string };
 }[T];
 
 export type ReplyFrame = SubscribedFrame | UnsubscribedFrame | PongFrame | RefreshedFrame | ErrorFrame;
@@ -63,6 +94,9 @@ export const publishedEventSchema = z
     data: z.record(z.string(), z.unknown()),
     id: z.string().min(1).max(64).optional(),
     ts: z.number().int().nonnegative().optional(),
+    /** Set by the broker's history script, never by a publisher. */
+    offset: z.number().int().positive().safe().optional(),
+    epoch: z.string().min(1).max(64).optional(),
   })
   .superRefine((event, ctx) => {
     const result = eventDataSchemas[event.type].safeParse(event.data);
