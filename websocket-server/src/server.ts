@@ -371,6 +371,10 @@ export class RealtimeServer {
       done();
       return rejectHandshake(socket, 503, metrics, 'closing', 1);
     }
+    // ws takes the socket from here and may end it without calling back (a malformed upgrade it
+    // answers 400, a client that left while the database was read): the socket's end then gives
+    // the pending slot back, or every such request would hold one for good.
+    socket.once('close', done);
     if (!verdict.ok && verdict.reason === 'unavailable') {
       logger.error('session lookup failed during handshake (database slow or down)');
       metrics.handshakeRejections.inc({ reason: 'database' });
