@@ -56,4 +56,57 @@ describe('RealtimeServer › slow consumers', () => {
     expect((await reader.request({ type: 'ping' })).type).to.equal('pong');
     reader.close();
   });
+
+  it('holds the bound while writing: a 20,000-event burst closes the stalled client and reaches the reader whole', async function () {
+    this.timeout(60_000);
+    // The issue's numbers: 1 MiB allowed, 20,000 events of 2 KB (40 MB) at once.
+    const server = await startServer({ env: { MAX_BUFFERED_BYTES: String(1024 * 1024) } });
+    after(() => server.stop());
+    const user = await fixtures.user();
+    const post = await fixtures.post((await fixtures.creator()).id);
+    const channel = `post_${post.id}`;
+    const stalled = await TestClient.connect(server.url, { token: await mintSessionToken(user.id) });
+    const reader = await TestClient.connect(server.url, { token: await mintSessionToken(user.id) });
+    await stalled.mustSubscribe(channel);
+    await reader.mustSubscribe(channel);
+    (stalled.ws as unknown as { _socket: Socket })._socket.pause();
+    const before = await slowConsumers(server.httpUrl);
+    const padding = 'y'.repeat(2 * 1024);
+    // 40 MB for a client that reads nothing; the old check ran once per batch, before writing,
+    // and let it all pile up. The reader (in this process) is given each batch's time to read.
+    const total = 20_000;
+    const batch = 1_000;
+    for (let start = 0; start < total; start += batch) {
+      const pipeline = redis.pipeline();
+      for (let i = start; i < start + batch; i++) {
+        pipeline.publish(`${testRedisPrefix('ws:')}${channel}`, JSON.stringify({ type: 'post_liked', data: { postId: post.id, userId: user.id, likesCount: i, padding } }));
+      }
+      await pipeline.exec();
+      await reader.next((f) => (f.data as { likesCount?: number } | undefined)?.likesCount === start + batch - 1, 10_000);
+    }
+    await reader.next((f) => (f.data as { likesCount?: number } | undefined)?.likesCount === total - 1, 30_000);
+    const counts = reader.pushes(channel).map((f) => (f.data as { likesCount: number }).likesCount);
+    expect(counts).to.have.length(total);
+    expect(counts[0]).to.equal(0);
+    expect(await slowConsumers(server.httpUrl)).to.equal(before + 1);
+    // What the server held for it when it gave up: never above the bound.
+    const closing = server
+      .log()
+      .split('\n')
+      .filter((line) => line.includes('closing slow consumer'))
+      .map((line) => JSON.parse(line) as { bufferedBytes: number; userId: string });
+    expect(closing).to.have.length(1);
+    expect(closing[0]!.bufferedBytes).to.be.at.most(1024 * 1024);
+    console.log(`      stalled socket closed holding ${closing[0]!.bufferedBytes} bytes (bound 1048576)`);
+    // The stalled socket is gone (4030 if it reads up to the close frame in time, else destroyed).
+    (stalled.ws as unknown as { _socket: Socket })._socket.resume();
+    expect([CLOSE_CODES.slowConsumer, 1006]).to.include((await stalled.closed).code);
+    reader.close();
+  });
 });
+
+async function slowConsumers(httpUrl: string): Promise<number> {
+  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('ws_slow_consumers_total '));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
