@@ -122,7 +122,25 @@ describe('API routes (HTTP against the running app)', function () {
         headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: csrfResponse.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ') },
         body: new URLSearchParams({ csrfToken, email: 'bob@example.com', password: 'wrong', json: 'true' }),
       });
-      expect(signIn.headers.getSetCookie().some((c) => c.startsWith('next-auth.session-token='))).to.equal(false);
+      // next-auth 4.24 answers a credentials callback whose authorize() returned null with 401 and
+      // (json=true, App Router handler) the error page's URL as JSON, instead of a redirect.
+      expect(signIn.status).to.equal(401);
+      expect(signIn.headers.get('location')).to.equal(null);
+      const { url } = (await signIn.json()) as { url: string };
+      const errorUrl = new URL(url);
+      expect(errorUrl.pathname).to.equal('/api/auth/error');
+      expect(Object.fromEntries(errorUrl.searchParams)).to.deep.equal({ error: 'CredentialsSignin', provider: 'credentials' });
+      const setCookies = signIn.headers.getSetCookie();
+      expect(setCookies.filter((c) => /^(__Secure-)?next-auth\.session-token/.test(c)), 'session cookies set').to.deep.equal([]);
+      // And the same request with the right password is what does sign in (the form is right).
+      const rightPassword = await fetch(`${app.url}/api/auth/callback/credentials`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: csrfResponse.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ') },
+        body: new URLSearchParams({ csrfToken, email: 'bob@example.com', password: 'password', json: 'true' }),
+      });
+      expect(rightPassword.status).to.equal(200);
+      expect(rightPassword.headers.getSetCookie().some((c) => c.startsWith('next-auth.session-token='))).to.equal(true);
     });
 
     it('answers 401 to every route without a session', async () => {

@@ -59,13 +59,45 @@ describe('RealtimeClient (the hook’s socket)', function () {
       await prisma.$disconnect();
     });
 
+    /** The backoff of makeClient's clients unless a test sets its own. */
+    const BACKOFF = { baseMs: 20, capMs: 100 };
+
+    /**
+     * The proof point of "no further attempt": resolves once every retry timer the client can
+     * have armed before this call has fired. Full-jitter delays are below `capMs` (plus the
+     * server's retry_after_ms, which none of the closes it is used after carries); Node runs due
+     * timers in order of expiry, so a timer of `capMs + 1` armed now expires after all of them;
+     * and the immediate after it runs only once that timers phase is over. A retry calls the
+     * endpoint synchronously, so an attempt not recorded by then was never scheduled.
+     */
+    const pastEveryRetryArmedBefore = async (capMs: number) => {
+      await wait(capMs + 1);
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+
+    /** A counter from the server's GET /metrics, summed over its labels. */
+    async function serverCounter(name: string): Promise<number> {
+      const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
+      let total = 0;
+      let found = false;
+      for (const line of text.split('\n')) {
+        const match = /^(\w+)(?:\{[^}]*\})? (\S+)$/.exec(line);
+        if (match?.[1] === name) {
+          found = true;
+          total += Number(match[2]);
+        }
+      }
+      if (!found && !text.includes(`# TYPE ${name} counter`)) throw new Error(`no counter ${name} in /metrics`);
+      return total;
+    }
+
     function makeClient(endpoint: (opts: { fresh: boolean }) => Promise<RealtimeEndpoint>, overrides: Partial<ConstructorParameters<typeof RealtimeClient>[0]> = {}) {
       const states: ConnectionState[] = [];
       const client = new RealtimeClient({
         endpoint,
         createSocket: (url, protocols) => new WebSocket(url, protocols) as unknown as WebSocketLike,
         location: { protocol: 'http:', host: '127.0.0.1' },
-        backoff: { baseMs: 20, capMs: 100 },
+        backoff: BACKOFF,
         ...overrides,
       });
       client.subscribeState(() => {
@@ -117,6 +149,8 @@ describe('RealtimeClient (the hook’s socket)', function () {
 
     it('after 4001 fetches a fresh token once, then stops (no reconnect storm)', async () => {
       const calls: boolean[] = [];
+      const refusedBefore = await serverCounter('ws_handshake_rejections_total');
+      const acceptedBefore = await serverCounter('ws_connections_total');
       const { client } = makeClient(async ({ fresh }) => {
         calls.push(fresh);
         return { url: server.url, token: await mintSessionToken(userId, { secret: 'not-the-secret' }), expiresAt: null };
@@ -124,8 +158,16 @@ describe('RealtimeClient (the hook’s socket)', function () {
       client.start();
       await until(() => client.getSnapshot().state === 'closed', 'closed');
       expect(client.getSnapshot()).to.include({ closedReason: 'unauthorized', lastCloseCode: 4001 });
-      await wait(300);
+      // Positive control: both attempts were made, reached the server, and were refused there
+      // (the server counts a refusal before it closes the socket with 4001).
       expect(calls).to.deep.equal([false, true]);
+      expect((await serverCounter('ws_handshake_rejections_total')) - refusedBefore, 'handshakes refused').to.equal(2);
+
+      await pastEveryRetryArmedBefore(BACKOFF.capMs);
+      expect(calls, 'endpoint calls after closing').to.deep.equal([false, true]);
+      expect(client.getSnapshot().state).to.equal('closed');
+      expect((await serverCounter('ws_handshake_rejections_total')) - refusedBefore, 'handshakes refused').to.equal(2);
+      expect((await serverCounter('ws_connections_total')) - acceptedBefore, 'connections accepted').to.equal(0);
     });
 
     it('gives up after 10 failed attempts and is then closed (the app polls)', async () => {
@@ -142,8 +184,9 @@ describe('RealtimeClient (the hook’s socket)', function () {
       await until(() => client.getSnapshot().state === 'closed', 'giving up', 10_000);
       expect(client.getSnapshot()).to.include({ closedReason: 'gave_up', attempt: 10 });
       expect(attempts).to.equal(11); // the first try and 10 retries
-      await wait(200);
-      expect(attempts).to.equal(11);
+      await pastEveryRetryArmedBefore(20);
+      expect(attempts, 'endpoint calls after giving up').to.equal(11);
+      expect(client.getSnapshot()).to.include({ state: 'closed', closedReason: 'gave_up' });
     });
 
     it('stops when the token endpoint says the user signed out', async () => {

@@ -254,7 +254,23 @@ describe('e2e: live updates in a real browser', function () {
     const t0 = Date.now();
     expect((await bob.context.request.post(`/api/posts/${lockedId}/comments`, { data: { content: secret } })).status()).to.equal(201);
     await within(watches, t0);
-    await carol.page.waitForTimeout(500);
+    // Proof point: a marker on carol's own notifications channel, published only now, through
+    // the same Redis and server. The server delivers its broker's events in order and a socket's
+    // frames arrive in order, so once the marker is in carol's frames, anything of the comment's
+    // that was going to reach her would be there before it.
+    const carolId = (await prisma.user.findUniqueOrThrow({ where: { email: 'carol@example.com' } })).id;
+    const marker = `e2e-marker-${randomBytes(6).toString('hex')}`;
+    const published = await fetch(`${ws.httpUrl}/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_PUBLISH_SECRET}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: `notifications_${carolId}`, type: 'notifications_cleared', data: { unreadCount: 0 }, id: marker }),
+    });
+    expect(published.status).to.equal(202);
+    const markerDeadline = Date.now() + 5_000;
+    while (!carolFrames.some((f) => f.includes(marker))) {
+      if (Date.now() > markerDeadline) throw new Error(`the marker never reached carol; her frames: ${carolFrames.join('\n').slice(-2000)}`);
+      await carol.page.waitForTimeout(20);
+    }
     expect(carolFrames.filter((f) => f.includes(`post_${lockedId}`) && !f.includes('"error"'))).to.deep.equal([]);
     expect(carolFrames.some((f) => f.includes(secret))).to.equal(false);
     expect(await carol.page.textContent('body')).not.to.include(secret);

@@ -57,6 +57,8 @@ describe('PM2 (ecosystem.config.cjs)', function () {
       WS_INSTANCES: String(INSTANCES),
       WS_PORT: String(port),
       WS_HOST: '127.0.0.1',
+      // Required with NODE_ENV=production (ecosystem.config.cjs sets it): the app's origin.
+      ALLOWED_ORIGINS: appUrl,
       WS_DIST_DIR: build.distDir,
       LOG_DIR: logDir,
       DATABASE_URL: testDatabaseUrl(),
@@ -114,9 +116,38 @@ describe('PM2 (ecosystem.config.cjs)', function () {
     const connected = await Promise.all(Array.from({ length: 4 }, () => TestClient.connect(wsUrl, { token })));
     clients.push(...connected);
     for (const client of connected) await client.mustSubscribe(channel);
+
+    // Which process each client reached: the connectionId of its `connected` frame is the connId
+    // of the 'connected' line that process logged, and every line carries the process's nodeId
+    // (hostname:pid by default), so it names the PM2 process.
+    const connectionIds = await Promise.all(connected.map(async (client) => String((await client.next((f) => f.type === 'connected')).connectionId)));
+    const nodeIds = await until('a log line for every connection', async () => {
+      const nodeOf = new Map<string, string>();
+      const log = await readFile(path.join(logDir, 'fonana-ws.err.log'), 'utf8').catch(() => '');
+      for (const line of log.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        try {
+          const entry = JSON.parse(line) as { message?: unknown; connId?: unknown; nodeId?: unknown };
+          if (entry.message === 'connected' && typeof entry.connId === 'string' && typeof entry.nodeId === 'string') nodeOf.set(entry.connId, entry.nodeId);
+        } catch {
+          // A line still being written.
+        }
+      }
+      return connectionIds.every((id) => nodeOf.has(id)) ? connectionIds.map((id) => nodeOf.get(id)!) : null;
+    });
+    const pidOf = (nodeId: string) => Number(nodeId.slice(nodeId.lastIndexOf(':') + 1));
+    const wsPids = (await pm2.list()).filter((p) => p.name === 'fonana-ws').map((p) => p.pid);
+    expect(wsPids).to.have.length(INSTANCES);
+    // Both processes have clients: the event has to cross Redis to reach some of them.
+    expect(new Set(nodeIds.map(pidOf)), `processes of the clients (nodeIds ${nodeIds.join(', ')})`).to.deep.equal(new Set(wsPids));
+
     const postId = await publishFeedUpdate(httpUrl, channel);
-    for (const client of connected) {
-      await client.next((f) => f.type === 'feed_update' && (f.data as { postId?: string }).postId === postId);
+    for (const [i, client] of connected.entries()) {
+      await client
+        .next((f) => f.type === 'feed_update' && (f.data as { postId?: string }).postId === postId)
+        .catch((error: Error) => {
+          throw new Error(`client ${i}, connected to ${nodeIds[i]}: ${error.message}`);
+        });
     }
     for (const client of connected) client.close();
   });

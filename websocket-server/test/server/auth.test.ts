@@ -23,6 +23,25 @@ describe('RealtimeServer › handshake authentication', () => {
     await fixtures?.close();
   });
 
+  /** The first JSON log line written since offset `from` that matches, waiting for it (the log
+   * arrives through a pipe, after the socket events that caused it). */
+  const logEntry = async (from: number, match: (entry: Record<string, unknown>) => boolean, what: string) => {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      for (const line of server.log().slice(from).split('\n')) {
+        if (!line.startsWith('{')) continue;
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          if (match(entry)) return entry;
+        } catch {
+          // A line still being written.
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`no log entry for ${what}; log since:\n${server.log().slice(from).slice(-3000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+
   const expectConnectedAs = async (client: Promise<TestClient>) => {
     const c = await client;
     const frame = await c.next((f) => f.type === 'connected');
@@ -76,10 +95,29 @@ describe('RealtimeServer › handshake authentication', () => {
     it('a truncated cookie chunk set', async () =>
       expect4001({ headers: { cookie: `next-auth.session-token.0=${token.slice(0, 100)}` } }));
 
-    it('never writes the token to the log', async () => {
-      await expect4001({ token: await mintSessionToken(userId, { secret: 'leak-check-secret' }) });
+    it('never writes the token to the log, refused or accepted, whatever carries it', async () => {
+      // The exact strings this test submits: a token the server refuses (another secret) and the
+      // valid one. For each attempt the log must first show that attempt's own entries, so the
+      // check cannot pass on an empty or lagging log, and only then is searched for the token.
+      const refused = await mintSessionToken(userId, { secret: 'leak-check-secret' });
+      for (const via of ['header', 'subprotocol', 'query', 'cookie'] as const) {
+        const from = server.log().length;
+        await expect4001({ token: refused, via });
+        await logEntry(from, (e) => e.message === 'authentication failed' && e.source === via, `the refusal of a token in the ${via}`);
+        expect(server.log().slice(from), `log after a refused token in the ${via}`).to.not.include(refused);
+
+        const acceptedFrom = server.log().length;
+        const client = await TestClient.connect(server.url, { token, via });
+        const { connectionId } = await client.next((f) => f.type === 'connected');
+        await logEntry(acceptedFrom, (e) => e.message === 'connected' && e.connId === connectionId && e.userId === userId, `the connection with a token in the ${via}`);
+        client.close();
+        await client.closed;
+        await logEntry(acceptedFrom, (e) => e.message === 'disconnected' && e.connId === connectionId, `the disconnection of ${via}`);
+        expect(server.log().slice(acceptedFrom), `log after an accepted token in the ${via}`).to.not.include(token);
+      }
+      // Nor anywhere in the whole log, every earlier test's handshakes included.
       expect(server.log()).to.not.include(token);
-      expect(server.log()).to.include('authentication failed');
+      expect(server.log()).to.not.include(refused);
     });
   });
 

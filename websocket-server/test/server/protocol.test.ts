@@ -119,3 +119,59 @@ describe('RealtimeServer › client frames', () => {
     expect(health.status).to.equal(200);
   });
 });
+
+describe('RealtimeServer › client frame rate, sustained', () => {
+  // A small burst, so that only the sustained rate can keep a client alive for long: at 90 % of
+  // CLIENT_FRAMES_PER_SECOND for 4 s a client sends six times CLIENT_FRAME_BURST frames.
+  const RATE = 5;
+  const BURST = 3;
+  const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  let server: ServerProcess;
+  let fixtures: Fixtures;
+  let token: string;
+  const clients: TestClient[] = [];
+
+  before(async () => {
+    fixtures = new Fixtures();
+    token = await mintSessionToken((await fixtures.user()).id);
+    server = await startServer({ broker: 'memory', env: { CLIENT_FRAMES_PER_SECOND: String(RATE), CLIENT_FRAME_BURST: String(BURST) } });
+  });
+  after(async () => {
+    for (const client of clients) client.close();
+    await server?.stop();
+    await fixtures?.close();
+  });
+
+  it('keeps a client that sends just below the sustained rate for seconds, far past its burst', async function () {
+    this.timeout(20_000);
+    const client = await TestClient.connect(server.url, { token });
+    clients.push(client);
+    const intervalMs = 1000 / (RATE * 0.9);
+    const frames = Math.ceil(4_000 / intervalMs);
+    expect(frames).to.be.at.least(BURST * 5);
+    for (let id = 1; id <= frames; id++) {
+      client.sendRaw(JSON.stringify({ type: 'ping', id }));
+      // Every gap is at least intervalMs (a late timer is not caught up), so the client never
+      // goes faster than 90 % of the rate.
+      await wait(intervalMs);
+    }
+    // Every frame was taken and answered, the last one too, and the socket is still open.
+    await Promise.race([
+      client.next((f) => f.type === 'pong' && f.id === frames),
+      client.closed.then((info) => {
+        throw new Error(`closed with ${info.code} (${info.reason}) after ${client.frames.filter((f) => f.type === 'pong').length} pongs`);
+      }),
+    ]);
+    expect(client.frames.filter((f) => f.type === 'pong').map((f) => f.id)).to.deep.equal(Array.from({ length: frames }, (_, i) => i + 1));
+    expect(client.frames.filter((f) => f.type === 'error')).to.deep.equal([]);
+    expect(client.ws.readyState, 'socket state').to.equal(client.ws.OPEN);
+
+    // Control: on this server the burst really is that small: BURST + 2 frames at once are
+    // closed with 4029, and the client at the sustained rate is unaffected.
+    const flooder = await TestClient.connect(server.url, { token });
+    clients.push(flooder);
+    for (let i = 0; i < BURST + 2; i++) flooder.sendRaw('{"type":"ping"}');
+    expect((await flooder.closed).code).to.equal(CLOSE_CODES.rateLimited);
+    expect((await client.request({ type: 'ping' })).type).to.equal('pong');
+  });
+});
