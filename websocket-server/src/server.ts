@@ -29,7 +29,7 @@ import { sendJson } from './http/body.ts';
 import { createPositionHandler } from './http/position.ts';
 import { createPublishHandler } from './http/publish.ts';
 import { Hub } from './hub.ts';
-import { Admission, type AdmissionLimits, type AdmissionRefusal } from './limits/admission.ts';
+import { Admission, type AdmissionLimits, type AdmissionRefusal, type AdmissionTicket } from './limits/admission.ts';
 import { KeyedBuckets } from './limits/keyed-buckets.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -337,7 +337,7 @@ export class RealtimeServer {
       metrics.pendingHandshakes.set(this.#admission.pending);
     };
     try {
-      await this.#authenticate(request, socket, head, done);
+      await this.#authenticate(request, socket, head, admitted, done);
     } catch (error) {
       done();
       throw error;
@@ -347,9 +347,9 @@ export class RealtimeServer {
   /**
    * Auth failures complete the handshake and then close with 4001: browsers do not expose an
    * HTTP status on a failed handshake, but they do expose a close code. `done` runs once the
-   * socket is a connection or has been refused.
+   * socket is a connection or has been refused; it releases `ticket`.
    */
-  async #authenticate(request: IncomingMessage, socket: Socket, head: Buffer, done: () => void): Promise<void> {
+  async #authenticate(request: IncomingMessage, socket: Socket, head: Buffer, ticket: AdmissionTicket, done: () => void): Promise<void> {
     const { metrics, logger } = this.#deps;
     const seq = this.#sessions.seq;
     const found = extractSessionToken(request);
@@ -357,8 +357,9 @@ export class RealtimeServer {
     let verdict: SessionVerdict | { ok: false; reason: 'missing' };
     if (verified.ok) {
       const { ok: _ok, ...session } = verified;
-      // The per-user cap needs the user id: after decryption, still before the database.
-      const overCap = this.#admission.admitUser(this.#sessions.connectionsOf(session.userId));
+      // The per-user cap needs the user id: after decryption, still before the database. It
+      // counts this user's handshakes in flight too (held until `done`).
+      const overCap = ticket.claimUser(session.userId, this.#sessions.connectionsOf(session.userId));
       if (overCap) {
         done();
         return refuse(socket, overCap, metrics);

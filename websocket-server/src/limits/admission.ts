@@ -31,9 +31,24 @@ export type AdmissionRefusal = {
   reason: 'max_connections' | 'pending_handshakes' | 'address_rate' | 'user_connections';
 };
 
+/** A handshake admitted past the counters: holds a pending slot (and later a user slot). */
+export interface AdmissionTicket {
+  ok: true;
+  /**
+   * The per-user cap, once the token names the user (after decryption, before the database):
+   * the user's open connections plus their handshakes still in flight, each of which holds a
+   * user slot from here, so that concurrent connects of one user cannot overshoot the cap.
+   */
+  claimUser: (userId: string, openForUser: number) => AdmissionRefusal | null;
+  /** Gives back the slots; call it once the handshake ended either way (later calls are no-ops). */
+  release: () => void;
+}
+
 export class Admission {
   readonly #limits: AdmissionLimits;
   readonly #byAddress: KeyedBuckets;
+  /** Handshakes in flight per user that passed `claimUser` (not yet open connections). */
+  readonly #claimsByUser = new Map<string, number>();
   #pending = 0;
 
   constructor(limits: AdmissionLimits) {
@@ -46,10 +61,11 @@ export class Admission {
   }
 
   /**
-   * On success the caller holds a pending-handshake slot and must call `release` exactly once,
-   * when the handshake ends either way.
+   * On success the caller holds a pending-handshake slot and must call `release` once the
+   * handshake ends either way: when the socket has become a connection (and is counted as open
+   * from then on) or has been refused.
    */
-  admit(request: IncomingMessage, openConnections: number): { ok: true; release: () => void } | AdmissionRefusal {
+  admit(request: IncomingMessage, openConnections: number): AdmissionTicket | AdmissionRefusal {
     const limits = this.#limits;
     if (openConnections + this.#pending >= limits.maxConnections) {
       return { ok: false, status: 503, retryAfterSeconds: 5, reason: 'max_connections' };
@@ -63,18 +79,28 @@ export class Admission {
     }
     this.#pending++;
     let released = false;
+    let claimed: string | undefined;
     return {
       ok: true,
+      claimUser: (userId, openForUser) => {
+        if (released || claimed !== undefined) throw new Error('claimUser: once per live ticket');
+        const inFlight = this.#claimsByUser.get(userId) ?? 0;
+        if (openForUser + inFlight >= limits.maxConnectionsPerUser) {
+          return { ok: false, status: 429, retryAfterSeconds: 10, reason: 'user_connections' };
+        }
+        this.#claimsByUser.set(userId, inFlight + 1);
+        claimed = userId;
+        return null;
+      },
       release: () => {
         if (released) return;
         released = true;
         this.#pending--;
+        if (claimed === undefined) return;
+        const left = (this.#claimsByUser.get(claimed) ?? 1) - 1;
+        if (left > 0) this.#claimsByUser.set(claimed, left);
+        else this.#claimsByUser.delete(claimed);
       },
     };
-  }
-
-  admitUser(openForUser: number): AdmissionRefusal | null {
-    if (openForUser < this.#limits.maxConnectionsPerUser) return null;
-    return { ok: false, status: 429, retryAfterSeconds: 10, reason: 'user_connections' };
   }
 }
