@@ -74,12 +74,18 @@ export const eventDataSchemas = {
   /** After a failed recovery of notifications_: what was created after the client's newest
    * notification (newest first) and the unread count, read in one database snapshot. */
   notifications_recovered: z.looseObject({ notifications: z.array(notificationSchema), unreadCount: count }),
-  post_liked: z.looseObject({ postId: id, userId: id, likesCount: count }),
-  post_unliked: z.looseObject({ postId: id, userId: id, likesCount: count }),
+  /**
+   * `version` (post_liked, post_unliked, comment_added, comment_deleted): the post's statsVersion
+   * after the change, incremented with every change of its counters. A client keeps the counters
+   * of the highest version it has seen, so counters never go backwards whatever the order of
+   * arrival (a replay, a duplicate, the answer of its own request racing an event).
+   */
+  post_liked: z.looseObject({ postId: id, userId: id, likesCount: count, version: count.optional() }),
+  post_unliked: z.looseObject({ postId: id, userId: id, likesCount: count, version: count.optional() }),
   post_created: z.looseObject({ post: postSummarySchema }),
   post_deleted: z.looseObject({ postId: id, authorId: id }),
-  comment_added: z.looseObject({ comment: commentSchema, commentsCount: count }),
-  comment_deleted: z.looseObject({ commentId: id, postId: id, commentsCount: count }),
+  comment_added: z.looseObject({ comment: commentSchema, commentsCount: count, version: count.optional() }),
+  comment_deleted: z.looseObject({ commentId: id, postId: id, commentsCount: count, version: count.optional() }),
   creator_updated: z.looseObject({ creatorId: id, name: z.string().max(200).optional(), bio: z.string().max(2000).optional() }),
   new_subscription: z.looseObject({
     subscriptionId: id,
