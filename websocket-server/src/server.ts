@@ -11,6 +11,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ControlHandler } from './access/control-handler.ts';
 import { Deadlines } from './access/deadlines.ts';
 import { GrantRegistry } from './access/grants.ts';
+import { auditAfterReconnect } from './access/reconnect-audit.ts';
 import { Reauthorizer } from './access/reauthorizer.ts';
 import { SessionRegistry } from './access/sessions.ts';
 import { isOriginAllowed } from './auth/origin.ts';
@@ -134,9 +135,11 @@ export class RealtimeServer {
     // After a Redis outage ioredis re-subscribes by itself, but what was published meanwhile
     // never reached this node: read it from history. A second pass a moment later catches what
     // was published between the re-SUBSCRIBE and its confirmation.
+    // Control messages are not kept in history: what this node missed is re-checked instead.
     broker.onResubscribed(() => {
       void this.#continuity.recoverAll();
       setTimeout(() => void this.#continuity.recoverAll(), 1_000).unref();
+      void auditAfterReconnect({ sessions: this.#sessions, sessionCheck: this.#sessionCheck, reauthorizer: this.#reauthorizer }, logger);
     });
     const router = new EventRouter(this.#hub, this.#continuity, metrics, logger);
     broker.onMessage((channel, payload) => {

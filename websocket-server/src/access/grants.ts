@@ -69,6 +69,13 @@ export class GrantRegistry {
     record.deadline = undefined;
   }
 
+  /** Every grant that depends on something (for a re-check after missed control messages). */
+  all(): GrantRecord[] {
+    const found = new Set<GrantRecord>();
+    for (const set of this.#byKey.values()) for (const record of set) found.add(record);
+    return [...found];
+  }
+
   /** The grants indexed under any of `keys`, each once. */
   find(keys: readonly string[]): GrantRecord[] {
     const found = new Set<GrantRecord>();

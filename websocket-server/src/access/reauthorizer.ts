@@ -33,6 +33,16 @@ export class Reauthorizer {
     return affected.length;
   }
 
+  /**
+   * Control messages published while this node's broker subscription was down never reach it:
+   * after a reconnect every grant that depends on something is re-checked once. Returns how many.
+   */
+  recheckAll(cause: string): number {
+    const records = this.grants.all();
+    for (const record of records) record.holder.recheck(record.channel, cause);
+    return records.length;
+  }
+
   /** The latest change under `keys` after `seq`: a grant read before it must be re-checked. */
   changedSince(seq: number, keys: readonly string[]): Change | undefined {
     return this.#recent.since(seq, keys).at(-1);

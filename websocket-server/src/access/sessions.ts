@@ -75,6 +75,13 @@ export class SessionRegistry {
     if (set?.size === 0) this.#byUser.delete(holder.session.userId);
   }
 
+  /** Every open session on this node. */
+  all(): SessionHolder[] {
+    const holders: SessionHolder[] = [];
+    for (const set of this.#byUser.values()) holders.push(...set);
+    return holders;
+  }
+
   /** Ends every local socket `message` voids; returns how many. */
   apply(message: SessionMessage): number {
     this.#recent.record(keysOf(message), message);

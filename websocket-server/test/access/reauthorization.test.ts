@@ -164,6 +164,38 @@ describe('Live re-authorization', () => {
     client.close();
   });
 
+  it('re-checks grants and sessions after its broker reconnects: changes announced while it was away are not missed', async () => {
+    const nodeId = `audit-${Date.now()}`;
+    const server = await startServer({ env: { NODE_ID: nodeId } });
+    try {
+      const alice = await fixtures.creator('alice');
+      const post = await fixtures.post(alice.id, { isLocked: true });
+      const [bob, eve] = [await fixtures.user({ name: 'bob' }), await fixtures.user({ name: 'eve' })];
+      await fixtures.subscription(bob.id, alice.id);
+      const bobClient = await TestClient.connect(server.url, { token: await mintSessionToken(bob.id) });
+      const channel = channelName.post(post.id);
+      await bobClient.mustSubscribe(channel);
+      const eveClient = await TestClient.connect(server.url, { token: await mintSessionToken(eve.id) });
+
+      const list = (await redis.client('LIST')) as string;
+      const id = /\bid=(\d+)/.exec(list.split('\n').find((l) => l.includes(`name=fonana-ws-sub:${nodeId}`)) ?? '')?.[1];
+      expect(id, 'subscriber connection listed by name').to.be.a('string');
+      expect(await redis.client('KILL', 'ID', id!)).to.equal(1);
+      // While this node cannot hear them: Bob's subscription ends, Eve signs out everywhere.
+      await fixtures.prisma.subscription.updateMany({ where: { subscriberId: bob.id }, data: { status: 'CANCELLED' } });
+      await fixtures.prisma.user.update({ where: { id: eve.id }, data: { sessionsValidAfter: new Date(Date.now() + 1_000) } });
+      await announce({ type: 'entitlement_changed', cause: 'subscription_cancelled', subjects: [{ kind: 'subscription', subscriberId: bob.id, creatorId: alice.id }] });
+      await announce({ type: 'user_sessions_revoked', userId: eve.id, notBefore: Date.now() + 1_000 });
+
+      expect(await bobClient.next(unsubscribedFrom(channel), 10_000)).to.include({ reason: 'forbidden' });
+      expect((await eveClient.closed).code).to.equal(4003);
+      expect(server.log()).to.include('re-checked access after a broker reconnect');
+      bobClient.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('ignores a change that does not concern a member, and drops a malformed control message', async () => {
     const alice = await fixtures.creator('alice');
     const post = await fixtures.post(alice.id);
