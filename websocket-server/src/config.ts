@@ -55,6 +55,9 @@ const envSchema = z.object({
   SUBSCRIBE_BURST_PER_USER: z.coerce.number().int().positive().default(50),
   /** Longest wait for a new database connection, and for one statement (ms). */
   DATABASE_CONNECT_TIMEOUT_MS: ms(3_000),
+  /** How long an access fact (session state, post, subscription, purchase) may be served from
+   * memory; control messages invalidate it sooner. 0 turns the cache off. */
+  ACCESS_CACHE_TTL_MS: z.coerce.number().int().min(0).default(30_000),
   DATABASE_STATEMENT_TIMEOUT_MS: ms(5_000),
   /** Longest a shutdown waits for sockets to close before it ends the process anyway. */
   SHUTDOWN_TIMEOUT_MS: ms(5_000),
@@ -97,6 +100,7 @@ export type Config = {
   subscribesPerSecondPerUser: number;
   subscribeBurstPerUser: number;
   databaseConnectTimeoutMs: number;
+  accessCacheTtlMs: number;
   databaseStatementTimeoutMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
@@ -150,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     subscribesPerSecondPerUser: e.SUBSCRIBES_PER_SECOND_PER_USER,
     subscribeBurstPerUser: e.SUBSCRIBE_BURST_PER_USER,
     databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+    accessCacheTtlMs: e.ACCESS_CACHE_TTL_MS,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,

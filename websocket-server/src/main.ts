@@ -11,6 +11,7 @@ import type { Broker } from './broker/broker.ts';
 import { MemoryBroker } from './broker/memory.ts';
 import { RedisBroker } from './broker/redis.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { CachedDirectory } from './data/cached-directory.ts';
 import { PrismaDirectory } from './data/prisma-directory.ts';
 import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
@@ -30,11 +31,20 @@ async function main(): Promise<void> {
   const nodeId = config.nodeId ?? `${hostname()}:${process.pid}`;
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, nodeId });
   const metrics = new Metrics({ collectProcessMetrics: true });
-  const directory = new PrismaDirectory(config.databaseUrl, {
-    poolMax: config.databasePoolMax,
-    connectTimeoutMs: config.databaseConnectTimeoutMs,
-    statementTimeoutMs: config.databaseStatementTimeoutMs,
-  });
+  const directory = new CachedDirectory(
+    new PrismaDirectory(config.databaseUrl, {
+      poolMax: config.databasePoolMax,
+      connectTimeoutMs: config.databaseConnectTimeoutMs,
+      statementTimeoutMs: config.databaseStatementTimeoutMs,
+    }),
+    {
+      ttlMs: config.accessCacheTtlMs,
+      stats: {
+        hit: (kind) => metrics.accessCache.inc({ kind, result: 'hit' }),
+        miss: (kind) => metrics.accessCache.inc({ kind, result: 'miss' }),
+      },
+    },
+  );
   if (config.allowedOrigins.length === 0) logger.warn('ALLOWED_ORIGINS not set: any Origin is accepted (refused with NODE_ENV=production)');
 
   let broker: Broker;
@@ -76,7 +86,7 @@ async function main(): Promise<void> {
       subscribesPerSecond: config.subscribesPerSecondPerUser,
       subscribeBurst: config.subscribeBurstPerUser,
     },
-    { broker, directory, verifier: new SessionVerifier(config.nextAuthSecret), metrics, logger },
+    { broker, directory, accessCache: directory, verifier: new SessionVerifier(config.nextAuthSecret), metrics, logger },
   );
 
   let stopping = false;

@@ -125,6 +125,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly accessCache = new Counter({
+    name: 'ws_access_cache_total',
+    help: 'Access lookups (sessions, posts, subscriptions, purchases, creators) answered from the cache or the database',
+    labelNames: ['kind', 'result'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { collectProcessMetrics: boolean }) {
     if (options.collectProcessMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -8,7 +8,7 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ControlHandler } from './access/control-handler.ts';
+import { ControlHandler, type AccessCache } from './access/control-handler.ts';
 import { Deadlines } from './access/deadlines.ts';
 import { GrantRegistry } from './access/grants.ts';
 import { auditAfterReconnect } from './access/reconnect-audit.ts';
@@ -57,6 +57,8 @@ export interface RealtimeServerOptions {
 export interface RealtimeServerDeps {
   broker: Broker;
   directory: Directory;
+  /** The directory's cache of access facts, if it has one: control messages invalidate it. */
+  accessCache?: AccessCache;
   verifier: SessionVerifier;
   metrics: Metrics;
   logger: Logger;
@@ -116,7 +118,7 @@ export class RealtimeServer {
     this.#batcher = new WriteBatcher((error) => logger.error('a socket write failed; socket terminated', { error: (error as Error).message }));
     this.#deadlines = new Deadlines({ onError: (error) => logger.error('a deadline handler failed', { error: (error as Error).message }) });
     this.#reauthorizer = new Reauthorizer(new GrantRegistry(this.#deadlines));
-    this.#control = new ControlHandler(this.#sessions, this.#reauthorizer, metrics, logger);
+    this.#control = new ControlHandler(this.#sessions, this.#reauthorizer, metrics, logger, deps.accessCache);
     this.#sessionCheck = new SessionCheck(deps.verifier, directory, this.#sessions);
     this.#admission = new Admission(options.admission);
     this.#subscribeBudget = new KeyedBuckets(options.subscribesPerSecond, options.subscribeBurst);
@@ -137,6 +139,8 @@ export class RealtimeServer {
     // was published between the re-SUBSCRIBE and its confirmation.
     // Control messages are not kept in history: what this node missed is re-checked instead.
     broker.onResubscribed(() => {
+      // Invalidations may have been missed too: forget every cached access fact first.
+      deps.accessCache?.clear();
       void this.#continuity.recoverAll();
       setTimeout(() => void this.#continuity.recoverAll(), 1_000).unref();
       void auditAfterReconnect({ sessions: this.#sessions, sessionCheck: this.#sessionCheck, reauthorizer: this.#reauthorizer }, logger);

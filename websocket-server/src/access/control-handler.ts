@@ -9,13 +9,21 @@ import { parseControlMessage, type ControlMessage } from '../protocol/index.ts';
 import type { Reauthorizer } from './reauthorizer.ts';
 import type { SessionRegistry } from './sessions.ts';
 
+/** A cache of access facts that control messages make stale (data/cached-directory.ts). */
+export interface AccessCache {
+  invalidate(message: ControlMessage): void;
+  clear(): void;
+}
+
 export class ControlHandler {
+  readonly #cache: AccessCache | undefined;
   readonly #sessions: SessionRegistry;
   readonly #reauthorizer: Reauthorizer;
   readonly #metrics: Metrics;
   readonly #logger: Logger;
 
-  constructor(sessions: SessionRegistry, reauthorizer: Reauthorizer, metrics: Metrics, logger: Logger) {
+  constructor(sessions: SessionRegistry, reauthorizer: Reauthorizer, metrics: Metrics, logger: Logger, cache?: AccessCache) {
+    this.#cache = cache;
     this.#sessions = sessions;
     this.#reauthorizer = reauthorizer;
     this.#metrics = metrics;
@@ -35,6 +43,8 @@ export class ControlHandler {
 
   apply(message: ControlMessage): void {
     this.#metrics.controlMessages.inc({ type: message.type });
+    // First: the re-checks below must read the database, not what it said before the change.
+    this.#cache?.invalidate(message);
     if (message.type === 'entitlement_changed') {
       const affected = this.#reauthorizer.apply(message);
       this.#logger.debug('entitlement changed', { cause: message.cause, subjects: message.subjects.length, affected });
