@@ -21,6 +21,7 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { CLOSE_CODES, closeReasonWithRetry, parseClientFrame, type ClientFrame, type RequestId, type ServerFrame } from './protocol/index.ts';
 import { Subscriptions, withId, type SubscriptionsDeps } from './subscriptions.ts';
+import { frameText } from './ws-frame.ts';
 import type { WriteBatcher } from './write-batcher.ts';
 
 export interface ConnectionLimits {
@@ -75,7 +76,16 @@ export class Connection implements SessionHolder {
       ...deps,
       limits: { maxSubscriptions: deps.limits.maxSubscriptions, maxBufferedBytes: deps.limits.maxBufferedBytes },
     });
-    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
+    ws.on('message', (data, isBinary) => {
+      // Nothing a client sends may escape as an exception: thrown out of a ws listener it would
+      // end the process and every other user's connection with it.
+      try {
+        this.#onMessage(data, isBinary);
+      } catch (error) {
+        this.logger.error('frame handling failed; connection closed', { error: (error as Error).message });
+        this.close(CLOSE_CODES.internalError, 'internal error');
+      }
+    });
     ws.on('pong', () => {
       this.awaitingPong = false;
     });
@@ -105,7 +115,7 @@ export class Connection implements SessionHolder {
   }
 
   send(frame: ServerFrame): void {
-    this.sendBytes(Buffer.from(JSON.stringify(frame)));
+    this.sendWire(frameText(Buffer.from(JSON.stringify(frame))));
   }
 
   /** HubMember: a push of `channel`, which the channel's state may hold back. */
@@ -119,7 +129,8 @@ export class Connection implements SessionHolder {
     this.#subscriptions.resubscribe(channel);
   }
 
-  sendBytes(frame: Buffer): void {
+  /** Queues a complete WebSocket frame; pushes arrive here framed once for every subscriber. */
+  sendWire(frame: Buffer): void {
     if (this.#closed) return;
     this.#outbound.push(frame);
     this.#outboundBytes += frame.length;
@@ -145,6 +156,10 @@ export class Connection implements SessionHolder {
     this.#outbound = [];
     this.#outboundBytes = 0;
     if (this.#closed || frames.length === 0) return;
+    // Frames are written straight to the TCP socket, already framed. ws writes its own frames
+    // (pings, the close frame) synchronously to the same socket, so the order holds; after a
+    // close began nothing more may follow the close frame.
+    if (this.#ws.readyState !== this.#ws.OPEN) return;
     const max = this.#deps.limits.maxBufferedBytes;
     let written = 0;
     let overflowed = false;
@@ -159,7 +174,7 @@ export class Connection implements SessionHolder {
             break;
           }
         }
-        this.#ws.send(frame, { binary: false, compress: false });
+        this.#socket.write(frame);
         written++;
       }
     } finally {

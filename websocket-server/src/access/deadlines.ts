@@ -13,6 +13,8 @@ export interface DeadlineHandle {
 
 type Entry = { at: number; fire: () => void; live: boolean };
 
+const noop = () => {};
+
 /** Node caps timers at 2^31-1 ms (~24.8 days); a later deadline re-arms when that one fires. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -44,6 +46,8 @@ export class Deadlines {
       cancel: () => {
         if (!entry.live) return;
         entry.live = false;
+        // A dead entry waits in the heap until it surfaces: let go of what its callback holds.
+        entry.fire = noop;
         this.#live--;
         // Cancelled entries are dropped when they reach the top; if every entry is dead, stop the
         // timer so the heap can be cleared and nothing keeps the process awake.

@@ -144,9 +144,20 @@ export function parseClientFrame(
     typeof value !== 'object' || value === null || Array.isArray(value)
       ? 'frame must be a JSON object'
       : typeof type !== 'string' || !CLIENT_FRAME_TYPES.includes(type)
-        ? `unknown frame type ${JSON.stringify(type ?? null).slice(0, 40)}`
+        ? `unknown frame type ${describeType(type)}`
         : `invalid ${type} frame: ${result.error.issues.map((i) => `${i.path.join('.') || 'frame'} ${i.message}`).join('; ')}`;
   return id.success && id.data !== undefined ? { ok: false, id: id.data, message } : { ok: false, message };
+}
+
+/**
+ * A short description of whatever a client put in `type`. Never JSON.stringify the value: a
+ * client can nest it thousands of levels deep within maxPayload, and stringifying that
+ * overflows the stack.
+ */
+function describeType(type: unknown): string {
+  if (typeof type === 'string') return JSON.stringify(type.slice(0, 32));
+  if (type === null || type === undefined) return 'null';
+  return Array.isArray(type) ? 'of an array' : `of type ${typeof type}`;
 }
 
 export function isPushFrame(frame: ServerFrame): frame is PushFrame {
