@@ -12,7 +12,8 @@ export interface HubMember {
   readonly id: string;
   readonly closed: boolean;
   /**
-   * Queues an already serialized push of `channel`; the same Buffer is shared by every member.
+   * Queues an already framed push of `channel` (complete WebSocket frame bytes); the same Buffer
+   * is shared by every member.
    * `offset` is the event's position in the channel's history, when it has one.
    */
   enqueue(frame: Buffer, channel: string, offset?: number): void;

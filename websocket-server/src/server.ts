@@ -125,7 +125,7 @@ export class RealtimeServer {
     this.#continuity = new Continuity(
       broker,
       {
-        deliver: (channel, push) => this.#hub.deliver(channel, push.frame, push.event.offset),
+        deliver: (channel, push) => this.#hub.deliver(channel, push.wire, push.event.offset),
         lost: (channel) => {
           for (const member of this.#hub.membersOf(channel)) (member as Connection).resubscribe(channel);
         },

@@ -53,7 +53,8 @@ export interface SubscriptionOwner extends HubMember {
   readonly principal: Principal;
   readonly logger: Logger;
   send(frame: ServerFrame): void;
-  sendBytes(frame: Buffer): void;
+  /** Queues an already framed WebSocket message (see ws-frame.ts). */
+  sendWire(wire: Buffer): void;
   /** Held pushes outgrew the limit: the socket is closed as a slow consumer. */
   overflow(): void;
 }
@@ -105,7 +106,7 @@ export class Subscriptions implements GrantHolder {
   deliver(channel: string, frame: Buffer, offset?: number): void {
     const slot = this.#slots.get(channel);
     if (!slot || slot.state === 'live') {
-      this.#owner.sendBytes(frame);
+      this.#owner.sendWire(frame);
       return;
     }
     slot.held.push({ frame, offset });
@@ -237,7 +238,7 @@ export class Subscriptions implements GrantHolder {
       if (recovered) {
         for (const event of slice.events) {
           const parsed = parsePush(channel, event.payload);
-          if (parsed.ok) owner.sendBytes(parsed.push.frame);
+          if (parsed.ok) owner.sendWire(parsed.push.wire);
         }
         // Held live pushes up to the position were just replayed.
         slot.held = slot.held.filter((held) => held.offset === undefined || held.offset > position.offset);
@@ -297,7 +298,7 @@ export class Subscriptions implements GrantHolder {
     const held = slot.held;
     slot.held = [];
     slot.heldBytes = 0;
-    for (const { frame } of held) this.#owner.sendBytes(frame);
+    for (const { frame } of held) this.#owner.sendWire(frame);
   }
 
   /** Leaves the channel: hub membership, grant and held pushes. */

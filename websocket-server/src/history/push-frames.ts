@@ -5,8 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { publishedEventSchema, type PublishedEvent } from '../protocol/index.ts';
+import { frameText } from '../ws-frame.ts';
 
-export type ParsedPush = { event: PublishedEvent; frame: Buffer };
+/** `wire`: the complete WebSocket frame, framed once and written as is to every subscriber. */
+export type ParsedPush = { event: PublishedEvent; wire: Buffer };
 
 export function parsePush(channel: string, payload: string): { ok: true; push: ParsedPush } | { ok: false; reason: string } {
   let value: unknown;
@@ -19,7 +21,7 @@ export function parsePush(channel: string, payload: string): { ok: true; push: P
   if (!parsed.success) {
     return { ok: false, reason: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
   }
-  return { ok: true, push: { event: parsed.data, frame: Buffer.from(JSON.stringify(toPushFrame(channel, parsed.data))) } };
+  return { ok: true, push: { event: parsed.data, wire: frameText(Buffer.from(JSON.stringify(toPushFrame(channel, parsed.data)))) } };
 }
 
 /** Fills `id` and `ts` when the publisher left them out. */
