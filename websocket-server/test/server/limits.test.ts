@@ -575,7 +575,8 @@ describe('RealtimeServer › limits', () => {
       before(async () => {
         const proxied = await TcpProxy.forUrl(testDatabaseUrl());
         proxy = proxied.proxy;
-        server = await startServer({ broker: 'memory', env: { DATABASE_URL: proxied.url, DATABASE_STATEMENT_TIMEOUT_MS: '500' } });
+        // No access cache: a session seen before would otherwise need no database at all.
+        server = await startServer({ broker: 'memory', env: { DATABASE_URL: proxied.url, DATABASE_STATEMENT_TIMEOUT_MS: '500', ACCESS_CACHE_TTL_MS: '0' } });
       });
       after(async () => {
         proxy?.resume();

@@ -150,6 +150,8 @@ describe('RealtimeServer › races', () => {
       const server = await startServer({
         env: {
           DATABASE_URL: proxied.url,
+          // Every handshake must reach the database here (no access cache).
+          ACCESS_CACHE_TTL_MS: '0',
           SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
           // The held handshake must not end by itself within the test: only shutdown may end it.
           DATABASE_CONNECT_TIMEOUT_MS: '30000',
@@ -222,7 +224,7 @@ describe('RealtimeServer › races', () => {
       const proxied = await TcpProxy.forUrl(testDatabaseUrl());
       proxy = proxied.proxy;
       server = await startServer({
-        env: { DATABASE_URL: proxied.url, DATABASE_STATEMENT_TIMEOUT_MS: '500', DATABASE_CONNECT_TIMEOUT_MS: '500' },
+        env: { DATABASE_URL: proxied.url, DATABASE_STATEMENT_TIMEOUT_MS: '500', DATABASE_CONNECT_TIMEOUT_MS: '500', ACCESS_CACHE_TTL_MS: '0' },
       });
     });
     after(async () => {
