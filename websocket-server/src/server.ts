@@ -65,6 +65,8 @@ export interface RealtimeServerDeps {
 }
 
 const WEBSOCKET_PATHS = new Set(['/', '/ws']);
+/** The heartbeat interval is cut into this many ticks, each pinging one slice of the sockets. */
+const HEARTBEAT_SLICES = 10;
 
 export class RealtimeServer {
   readonly #options: RealtimeServerOptions;
@@ -97,6 +99,8 @@ export class RealtimeServer {
   readonly #position: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
   #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle';
   #heartbeat: NodeJS.Timeout | undefined;
+  #heartbeatSlice = 0;
+  #nextSlice = 0;
   #closing: Promise<void> | undefined;
 
   constructor(options: RealtimeServerOptions, deps: RealtimeServerDeps) {
@@ -207,7 +211,9 @@ export class RealtimeServer {
       });
     });
     this.#state = 'running';
-    this.#heartbeat = setInterval(() => this.#beat(), this.#options.heartbeatIntervalMs);
+    // The sweep is spread over the interval: one slice of the sockets per tick, so 10,000 pings
+    // never leave in one event-loop turn (a latency spike for every event queued behind them).
+    this.#heartbeat = setInterval(() => this.#beat(), Math.max(1, Math.floor(this.#options.heartbeatIntervalMs / HEARTBEAT_SLICES)));
     this.#heartbeat.unref();
     return this.port;
   }
@@ -414,6 +420,8 @@ export class RealtimeServer {
         sessionCheck: this.#sessionCheck,
         deadlines: this.#deadlines,
       });
+      connection.heartbeatSlice = this.#nextSlice;
+      this.#nextSlice = (this.#nextSlice + 1) % HEARTBEAT_SLICES;
       this.#connections.add(connection);
       metrics.connections.inc();
       metrics.connectionsTotal.inc();
@@ -437,9 +445,15 @@ export class RealtimeServer {
     });
   }
 
-  /** Pings every socket; a socket that has not answered the previous ping is dropped. */
+  /**
+   * Pings one slice of the sockets (each socket once per interval); a socket that has not
+   * answered its previous ping, one interval ago, is dropped.
+   */
   #beat(): void {
+    const slice = this.#heartbeatSlice;
+    this.#heartbeatSlice = (slice + 1) % HEARTBEAT_SLICES;
     for (const connection of this.#connections) {
+      if (connection.heartbeatSlice !== slice) continue;
       if (connection.awaitingPong) {
         this.#deps.logger.info('terminating unresponsive connection', { connId: connection.id });
         connection.terminate();
