@@ -1,27 +1,38 @@
 /**
- * The only publisher of real-time events. API routes call these functions AFTER their Prisma
- * write committed; every event is checked against the protocol module's schema here, then sent
- * through Redis (REDIS_URL set) or the WebSocket server's POST /publish (unset).
+ * The only publisher of real-time events, through a transactional outbox.
  *
- * A publish failure never fails the request that caused it: the write already happened and
- * clients catch up on their next fetch (the notification bell also polls while its socket is
- * down). Failures are logged and counted (see publishStats), and the functions resolve to
- * false instead of throwing.
+ * An API route writes its change, the notification rows it causes and the events that tell of
+ * it in ONE Prisma transaction: the functions here take that transaction (`tx`) and insert
+ * OutboxEvent rows in it, after checking every event against the protocol module's schema.
+ * Either the change and its events commit together, or neither does; the request returns after
+ * the commit, whatever Redis or the WebSocket server are doing. The outbox relay
+ * (lib/realtime/outbox-relay.ts, its own process: scripts/outbox-relay.ts) publishes the rows
+ * in id order, at least once, each with a stable event id so that clients drop a copy.
+ *
+ *   await db().$transaction(async (tx) => {
+ *     const post = await tx.post.update({ … likesCount: { increment: 1 }, statsVersion: { increment: 1 } });
+ *     await publishPostLiked(tx, { postId, userId, likesCount: post.likesCount, version: post.statsVersion });
+ *     await sendNotification(tx, post.authorId, { type: 'LIKE', … });
+ *   });
+ *
+ * An event whose data does not match the protocol is a bug here: it is logged, counted as
+ * `invalid` (publishStats, GET /api/health) and not enqueued, and the change still commits.
  *
  * Control messages (the `announce…` functions at the end) tell every WebSocket node that a
  * session ended or that access to something changed, so that sockets close (4003) or lose the
- * channels they may no longer read. They follow the same policy: sent after the commit, never
- * failing the request. A lost control message leaves a socket open that should have closed,
- * until its token expires (minutes); a later issue adds a transactional outbox so that it is
- * sent at least once.
+ * channels they may no longer read. They go through the outbox too, to the `$control` channel
+ * (no history), so a committed change of access is announced at least once.
+ *
+ * `channelPosition(channel)` reads where a channel's history stands, for pages that render
+ * from the database: read it BEFORE the rows, hand it to the client, which subscribes with
+ * `since` it and so receives everything committed after the render read.
  */
-import { randomUUID } from 'node:crypto';
 import {
   channelName,
   CONTROL_CHANNEL,
   controlMessageSchema,
   eventDataSchemas,
-  MAX_PUBLISH_CHANNELS,
+  parseChannel,
   type ControlMessage,
   type EntitlementCause,
   type EntitlementSubject,
@@ -29,60 +40,105 @@ import {
   type EventType,
   type NotificationPayload,
   type PostSummary,
+  type StreamPosition,
 } from '@/websocket-server/src/protocol/index.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
 import { db } from './db.ts';
 import { toNotificationPayload } from './domain/serialize.ts';
 import { env } from './env.ts';
 import { log } from './log.ts';
-import { httpTransport } from './realtime/http-transport.ts';
-import { redisTransport } from './realtime/redis-transport.ts';
+import { createTransport } from './realtime/create-transport.ts';
 import { publishStats } from './realtime/stats.ts';
 import type { Transport } from './realtime/transport.ts';
 
 export { publishStats };
 
+/** The transaction a route writes its change in (`db().$transaction(async (tx) => …)`). */
+export type Tx = Prisma.TransactionClient;
+
 let chosen: Transport | undefined;
 
+/** This process's way to the WebSocket nodes, for channelPosition (the relay has its own). */
 function transport(): Transport {
   if (!chosen) {
     const e = env();
-    chosen = e.REDIS_URL ? redisTransport(e.REDIS_URL, e.REDIS_CHANNEL_PREFIX) : httpTransport(e.WS_PUBLISH_URL, e.WS_PUBLISH_SECRET);
+    chosen = createTransport({
+      redisUrl: e.REDIS_URL,
+      redisChannelPrefix: e.REDIS_CHANNEL_PREFIX,
+      publishUrl: e.WS_PUBLISH_URL,
+      publishSecret: e.WS_PUBLISH_SECRET,
+    });
   }
   return chosen;
 }
 
-/**
- * Publishes one event to each channel; resolves to the number of channels that accepted it.
- * The same event id goes to every channel, so a client that sees it twice can drop the copy.
- * A fan-out (one feed per subscriber) is one round trip per MAX_PUBLISH_CHANNELS channels.
- */
-export async function publish<T extends EventType>(channels: string | readonly string[], type: T, data: EventData<T>): Promise<number> {
-  const list = typeof channels === 'string' ? [channels] : channels;
+function countInvalid(channel: string, type: string, error: string, issues: unknown): void {
   const stats = publishStats();
+  stats.invalid += 1;
+  stats.lastFailure = { at: new Date().toISOString(), channel, type, error };
+  log.error('event does not match the protocol; not enqueued', { channel, type, error, issues });
+}
+
+/**
+ * Enqueues one event for each of `channels`, in the caller's transaction: one outbox row, one
+ * event id for every channel (a fan-out of any size; the relay sends MAX_PUBLISH_CHANNELS per
+ * round trip). Resolves to false, without writing, when the data or a channel name is invalid
+ * (logged and counted), and when `channels` is empty. A database error rejects, and so fails
+ * the caller's transaction, as any of its writes would.
+ */
+export async function enqueue<T extends EventType>(tx: Tx, channels: string | readonly string[], type: T, data: EventData<T>): Promise<boolean> {
+  const list = [...new Set(typeof channels === 'string' ? [channels] : channels)];
+  if (list.length === 0) return false;
+  const first = list.length === 1 ? list[0]! : `${list[0]} and ${list.length - 1} more`;
+  const badChannel = list.find((name) => !parseChannel(name).ok);
+  if (badChannel !== undefined) {
+    countInvalid(first, type, `invalid channel ${JSON.stringify(badChannel)}`, []);
+    return false;
+  }
   const checked = eventDataSchemas[type].safeParse(data);
   if (!checked.success) {
-    stats.invalid += list.length;
-    log.error('event does not match the protocol; not published', { type, issues: checked.error.issues.slice(0, 5) });
-    return 0;
+    countInvalid(first, type, 'data does not match the schema', checked.error.issues.slice(0, 5));
+    return false;
   }
-  const payload = { type, data: checked.data as Record<string, unknown>, id: randomUUID() };
-  const t = transport();
-  let accepted = 0;
-  for (let i = 0; i < list.length; i += MAX_PUBLISH_CHANNELS) {
-    const batch = list.slice(i, i + MAX_PUBLISH_CHANNELS);
-    try {
-      await t.send(batch, payload);
-      accepted += batch.length;
-      stats.published += batch.length;
-    } catch (reason) {
-      const error = reason instanceof Error ? reason.message : String(reason);
-      const channel = batch.length === 1 ? (batch[0] ?? '') : `${batch[0]} and ${batch.length - 1} more`;
-      stats.failed += batch.length;
-      stats.lastFailure = { at: new Date().toISOString(), channel, type, error };
-      log.warn('publish failed', { transport: t.kind, channel, type, error, failedTotal: stats.failed });
-    }
+  await tx.outboxEvent.create({ data: { channels: list, type, data: checked.data as Prisma.InputJsonValue }, select: { id: true } });
+  publishStats().enqueued += 1;
+  return true;
+}
+
+/**
+ * Enqueues one control message on `$control`, in the caller's transaction. Validated against
+ * the protocol's schema first: an invalid one is a bug here, counted as `invalid`.
+ */
+export async function sendControl(tx: Tx, message: ControlMessage): Promise<boolean> {
+  const checked = controlMessageSchema.safeParse(message);
+  if (!checked.success) {
+    countInvalid(CONTROL_CHANNEL, message.type, 'control message does not match the schema', checked.error.issues.slice(0, 5));
+    return false;
   }
-  return accepted;
+  await tx.outboxEvent.create({
+    data: { channels: [CONTROL_CHANNEL], type: checked.data.type, data: checked.data as Prisma.InputJsonValue },
+    select: { id: true },
+  });
+  publishStats().enqueued += 1;
+  return true;
+}
+
+// ---- positions ------------------------------------------------------------------------
+
+/**
+ * The channel's position now, `{offset, epoch}`: with Redis from the history keys, without it
+ * from the server's `GET /position`. Read it BEFORE reading the rows a page renders, so that a
+ * client subscribing with `since` it misses nothing committed in between (it may see an event
+ * whose change the render already shows: counters carry `version`, items have ids). Resolves
+ * to null when neither answers (the client then subscribes without `since`).
+ */
+export async function channelPosition(channel: string): Promise<StreamPosition | null> {
+  try {
+    return await transport().position(channel);
+  } catch (error) {
+    log.warn('reading a channel position failed', { channel, error: (error as Error).message });
+    return null;
+  }
 }
 
 // ---- notifications ---------------------------------------------------------------------
@@ -96,111 +152,94 @@ export interface NotificationInput {
 }
 
 /**
- * Stores a Notification row for `userId`, then pushes it on `notifications_{userId}`. Called
- * after the write that caused it has committed, so it never throws: a failure is logged and it
- * resolves to null (the row, if stored, still reaches the user through the API).
+ * Inserts a Notification row for `userId` and its `notification` event on
+ * `notifications_{userId}`, both in the caller's transaction: the user gets the row and the
+ * push, or (rolled back) neither.
  */
-export async function sendNotification(userId: string, input: NotificationInput): Promise<NotificationPayload | null> {
-  let notification: NotificationPayload;
-  try {
-    const row = await db().notification.create({
-      data: { userId, type: input.type, title: input.title, message: input.message, ...(input.data ? { data: input.data as object } : {}) },
-    });
-    notification = toNotificationPayload(row);
-  } catch (error) {
-    log.error('storing a notification failed', { userId, type: input.type, error: (error as Error).message });
-    return null;
-  }
-  await publish(channelName.notifications(userId), 'notification', { notification });
+export async function sendNotification(tx: Tx, userId: string, input: NotificationInput): Promise<NotificationPayload> {
+  const row = await tx.notification.create({
+    data: { userId, type: input.type, title: input.title, message: input.message, ...(input.data ? { data: input.data as Prisma.InputJsonValue } : {}) },
+  });
+  const notification = toNotificationPayload(row);
+  await enqueue(tx, channelName.notifications(userId), 'notification', { notification });
   return notification;
 }
 
-export function publishNotificationRead(userId: string, data: EventData<'notification_read'>) {
-  return publish(channelName.notifications(userId), 'notification_read', data);
+export function publishNotificationRead(tx: Tx, userId: string, data: EventData<'notification_read'>) {
+  return enqueue(tx, channelName.notifications(userId), 'notification_read', data);
 }
 
-export function publishNotificationsCleared(userId: string, data: EventData<'notifications_cleared'>) {
-  return publish(channelName.notifications(userId), 'notifications_cleared', data);
+export function publishNotificationsCleared(tx: Tx, userId: string, data: EventData<'notifications_cleared'>) {
+  return enqueue(tx, channelName.notifications(userId), 'notifications_cleared', data);
 }
 
 /** To the creator's own notifications channel: who subscribes is not public. */
-export function publishNewSubscription(creatorId: string, data: EventData<'new_subscription'>) {
-  return publish(channelName.notifications(creatorId), 'new_subscription', data);
+export function publishNewSubscription(tx: Tx, creatorId: string, data: EventData<'new_subscription'>) {
+  return enqueue(tx, channelName.notifications(creatorId), 'new_subscription', data);
 }
 
 // ---- posts -----------------------------------------------------------------------------
 
-export function publishPostLiked(data: EventData<'post_liked'>) {
-  return publish(channelName.post(data.postId), 'post_liked', data);
+/** `version`: the post's statsVersion after the change (read from the UPDATE that made it). */
+export function publishPostLiked(tx: Tx, data: EventData<'post_liked'>) {
+  return enqueue(tx, channelName.post(data.postId), 'post_liked', data);
 }
 
-export function publishPostUnliked(data: EventData<'post_unliked'>) {
-  return publish(channelName.post(data.postId), 'post_unliked', data);
+export function publishPostUnliked(tx: Tx, data: EventData<'post_unliked'>) {
+  return enqueue(tx, channelName.post(data.postId), 'post_unliked', data);
 }
 
 /**
  * A new post: its summary (never locked content) on the public creator channel, and a
- * feed_update on the feed of each active subscriber.
+ * feed_update on the feed of each active subscriber (one row, one event id for all feeds).
  */
-export async function publishPostCreated(post: PostSummary, subscriberIds: readonly string[]) {
-  await publish(channelName.creator(post.authorId), 'post_created', { post });
-  await publish(subscriberIds.map(channelName.feed), 'feed_update', { reason: 'post_created', postId: post.id, post });
+export async function publishPostCreated(tx: Tx, post: PostSummary, subscriberIds: readonly string[]) {
+  await enqueue(tx, channelName.creator(post.authorId), 'post_created', { post });
+  await enqueue(tx, subscriberIds.map(channelName.feed), 'feed_update', { reason: 'post_created', postId: post.id, post });
 }
 
-export async function publishPostDeleted(postId: string, authorId: string, subscriberIds: readonly string[]) {
-  await publish([channelName.post(postId), channelName.creator(authorId)], 'post_deleted', { postId, authorId });
-  await publish(subscriberIds.map(channelName.feed), 'feed_update', { reason: 'post_deleted', postId });
+export async function publishPostDeleted(tx: Tx, postId: string, authorId: string, subscriberIds: readonly string[]) {
+  await enqueue(tx, [channelName.post(postId), channelName.creator(authorId)], 'post_deleted', { postId, authorId });
+  await enqueue(tx, subscriberIds.map(channelName.feed), 'feed_update', { reason: 'post_deleted', postId });
 }
 
-export function publishCommentAdded(data: EventData<'comment_added'>) {
-  return publish(channelName.post(data.comment.postId), 'comment_added', data);
+export function publishCommentAdded(tx: Tx, data: EventData<'comment_added'>) {
+  return enqueue(tx, channelName.post(data.comment.postId), 'comment_added', data);
 }
 
-export function publishCommentDeleted(data: EventData<'comment_deleted'>) {
-  return publish(channelName.post(data.postId), 'comment_deleted', data);
+export function publishCommentDeleted(tx: Tx, data: EventData<'comment_deleted'>) {
+  return enqueue(tx, channelName.post(data.postId), 'comment_deleted', data);
 }
 
 // ---- control messages: sessions and entitlements ---------------------------------------
 
 /**
- * Sends one control message on `$control`; resolves to true when the broker took it. Validated
- * against the protocol's schema first: an invalid one is a bug here, counted as `invalid`.
+ * One browser signed out: its sockets (token `sid` = sessionId) close with 4003. Give the
+ * transaction that stored the RevokedSession row; without one (`announceSessionRevoked(userId,
+ * sessionId)`, after that commit) the message gets a transaction of its own, and a failure to
+ * store it is logged and resolves to false instead of throwing.
  */
-export async function sendControl(message: ControlMessage): Promise<boolean> {
-  const stats = publishStats();
-  const checked = controlMessageSchema.safeParse(message);
-  if (!checked.success) {
-    stats.invalid += 1;
-    log.error('control message does not match the protocol; not sent', { type: message.type, issues: checked.error.issues.slice(0, 5) });
-    return false;
-  }
-  const t = transport();
+export function announceSessionRevoked(tx: Tx, userId: string, sessionId: string): Promise<boolean>;
+export function announceSessionRevoked(userId: string, sessionId: string): Promise<boolean>;
+export async function announceSessionRevoked(...args: [Tx, string, string] | [string, string]): Promise<boolean> {
+  if (args.length === 3) return sendControl(args[0], { type: 'session_revoked', userId: args[1], sessionId: args[2] });
+  const [userId, sessionId] = args;
   try {
-    await t.sendControl(checked.data);
-    stats.published += 1;
-    return true;
-  } catch (reason) {
-    const error = reason instanceof Error ? reason.message : String(reason);
-    stats.failed += 1;
-    stats.lastFailure = { at: new Date().toISOString(), channel: CONTROL_CHANNEL, type: message.type, error };
-    log.warn('control message failed', { transport: t.kind, type: message.type, error, failedTotal: stats.failed });
+    return await db().$transaction((tx) => sendControl(tx, { type: 'session_revoked', userId, sessionId }));
+  } catch (error) {
+    log.error('enqueuing a control message failed', { type: 'session_revoked', userId, error: (error as Error).message });
     return false;
   }
-}
-
-/** One browser signed out: its sockets (token `sid` = sessionId) close with 4003. */
-export function announceSessionRevoked(userId: string, sessionId: string) {
-  return sendControl({ type: 'session_revoked', userId, sessionId });
 }
 
 /** "Sign out everywhere": every socket of the user whose token was issued at or before `notBefore` closes. */
-export function announceUserSessionsRevoked(userId: string, notBefore: Date) {
-  return sendControl({ type: 'user_sessions_revoked', userId, notBefore: notBefore.getTime() });
+export function announceUserSessionsRevoked(tx: Tx, userId: string, notBefore: Date) {
+  return sendControl(tx, { type: 'user_sessions_revoked', userId, notBefore: notBefore.getTime() });
 }
 
 /** The account is gone: every socket of the user closes. */
-export function announceUserDeleted(userId: string) {
-  return sendControl({ type: 'user_deleted', userId });
+export function announceUserDeleted(tx: Tx, userId: string) {
+  return sendControl(tx, { type: 'user_deleted', userId });
 }
 
 /** Most subjects one control message may name (the protocol's limit). */
@@ -208,15 +247,15 @@ const MAX_SUBJECTS = 100;
 
 /**
  * Access to something changed: every node re-checks the memberships that depend on `subjects`
- * and unsubscribes (reason `forbidden`) the members that lost access. `at` is the commit time
+ * and unsubscribes (reason `forbidden`) the members that lost access. `at` is the change's time
  * the server measures revocation latency from. More than 100 subjects go in several messages;
- * resolves to true when every one was taken.
+ * resolves to true when every one was enqueued.
  */
-export async function announceEntitlementChange(cause: EntitlementCause, subjects: readonly EntitlementSubject[], at = new Date()): Promise<boolean> {
+export async function announceEntitlementChange(tx: Tx, cause: EntitlementCause, subjects: readonly EntitlementSubject[], at = new Date()): Promise<boolean> {
   let ok = true;
   for (let i = 0; i < subjects.length; i += MAX_SUBJECTS) {
     const batch = subjects.slice(i, i + MAX_SUBJECTS);
-    ok = (await sendControl({ type: 'entitlement_changed', cause, subjects: batch, at: at.getTime() })) && ok;
+    ok = (await sendControl(tx, { type: 'entitlement_changed', cause, subjects: batch, at: at.getTime() })) && ok;
   }
   return ok;
 }
@@ -225,16 +264,16 @@ type SubscriptionCause = Extract<EntitlementCause, `subscription_${string}`>;
 type PostCause = Extract<EntitlementCause, `post_${string}`>;
 type PurchaseCause = Extract<EntitlementCause, `purchase_${string}`>;
 
-export function announceSubscriptionChange(cause: SubscriptionCause, subscriberId: string, creatorId: string) {
-  return announceEntitlementChange(cause, [{ kind: 'subscription', subscriberId, creatorId }]);
+export function announceSubscriptionChange(tx: Tx, cause: SubscriptionCause, subscriberId: string, creatorId: string) {
+  return announceEntitlementChange(tx, cause, [{ kind: 'subscription', subscriberId, creatorId }]);
 }
 
-export function announcePostAccessChange(cause: PostCause, postIds: string | readonly string[]) {
+export function announcePostAccessChange(tx: Tx, cause: PostCause, postIds: string | readonly string[]) {
   const ids = typeof postIds === 'string' ? [postIds] : postIds;
-  return announceEntitlementChange(cause, ids.map((postId) => ({ kind: 'post' as const, postId })));
+  return announceEntitlementChange(tx, cause, ids.map((postId) => ({ kind: 'post' as const, postId })));
 }
 
 /** For the purchase flow (a later issue): a post bought or refunded. */
-export function announcePurchaseChange(cause: PurchaseCause, userId: string, postId: string) {
-  return announceEntitlementChange(cause, [{ kind: 'purchase', userId, postId }]);
+export function announcePurchaseChange(tx: Tx, cause: PurchaseCause, userId: string, postId: string) {
+  return announceEntitlementChange(tx, cause, [{ kind: 'purchase', userId, postId }]);
 }

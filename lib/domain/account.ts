@@ -1,6 +1,7 @@
 /**
- * Ending sessions and accounts. Each change commits first, then the WebSocket nodes are told
- * (lib/realtime.ts), which close the user's sockets with 4003.
+ * Ending sessions and accounts. Each change and its control messages commit together (the
+ * outbox, lib/realtime.ts); the relay then tells the WebSocket nodes, which close the user's
+ * sockets with 4003.
  */
 import { db } from '../db.ts';
 import { notFound } from '../api/errors.ts';
@@ -15,12 +16,14 @@ import { isRecordNotFound } from './prisma-errors.ts';
 export async function signOutEverywhere(userId: string): Promise<{ notBefore: Date }> {
   const notBefore = new Date();
   await db()
-    .user.update({ where: { id: userId }, data: { sessionsValidAfter: notBefore }, select: { id: true } })
+    .$transaction(async (tx) => {
+      await tx.user.update({ where: { id: userId }, data: { sessionsValidAfter: notBefore }, select: { id: true } });
+      await announceUserSessionsRevoked(tx, userId, notBefore);
+    })
     .catch((error: unknown) => {
       if (isRecordNotFound(error)) throw notFound('your account no longer exists');
       throw error;
     });
-  await announceUserSessionsRevoked(userId, notBefore);
   return { notBefore };
 }
 
@@ -34,13 +37,14 @@ export async function deleteAccount(userId: string): Promise<{ deleted: true; po
     .$transaction(async (tx) => {
       const posts = await tx.post.findMany({ where: { authorId: userId }, select: { id: true } });
       await tx.user.delete({ where: { id: userId }, select: { id: true } });
-      return posts.map((p) => p.id);
+      const postIds = posts.map((p) => p.id);
+      await announceUserDeleted(tx, userId);
+      if (postIds.length > 0) await announcePostAccessChange(tx, 'post_deleted', postIds);
+      return postIds;
     })
     .catch((error: unknown) => {
       if (isRecordNotFound(error)) throw notFound('your account no longer exists');
       throw error;
     });
-  await announceUserDeleted(userId);
-  if (postIds.length > 0) await announcePostAccessChange('post_deleted', postIds);
   return { deleted: true, postsDeleted: postIds.length };
 }

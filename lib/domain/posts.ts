@@ -1,8 +1,9 @@
 /**
  * Posts: create, change access (lock, unlock, re-tier) and delete, with their fan-out, and the
- * reads the pages and API make. Changes of who may read a post are announced to the WebSocket
- * nodes after they committed (an `entitlement_changed` control message), so that sockets that
- * lose access are unsubscribed from the post's channel at once.
+ * reads the pages and API make. Each change, its events and its control messages are written in
+ * one transaction (the outbox, lib/realtime.ts). Changes of who may read a post are announced to
+ * the WebSocket nodes (an `entitlement_changed` control message), so that sockets that lose
+ * access are unsubscribed from the post's channel at once.
  */
 import { db } from '../db.ts';
 import type { SessionUser } from '../auth.ts';
@@ -28,10 +29,13 @@ export async function createPost(user: SessionUser, input: NewPost) {
   const author = await db().user.findUnique({ where: { id: user.id }, select: { isCreator: true } });
   if (!author) throw notFound('your account no longer exists');
   if (!author.isCreator) throw forbidden('only creators can post');
-  const post = await db().post.create({ data: { authorId: user.id, ...input }, include: { author: { select: { name: true } } } });
-  // Summaries are loose objects: the author's name rides along so feeds can show it unfetched.
-  const summary = { ...toPostSummary(post), authorName: post.author.name };
-  await publishPostCreated(summary, await activeSubscriberIds(user.id));
+  const summary = await db().$transaction(async (tx) => {
+    const post = await tx.post.create({ data: { authorId: user.id, ...input }, include: { author: { select: { name: true } } } });
+    // Summaries are loose objects: the author's name rides along so feeds can show it unfetched.
+    const summary = { ...toPostSummary(post), authorName: post.author.name };
+    await publishPostCreated(tx, summary, await activeSubscriberIds(user.id, tx));
+    return summary;
+  });
   return { post: summary };
 }
 
@@ -40,14 +44,17 @@ export async function deletePost(user: SessionUser, postId: string) {
   if (!post) throw notFound('no such post');
   if (post.authorId !== user.id) throw forbidden('only the author may delete a post');
   await db()
-    .post.delete({ where: { id: postId } })
+    .$transaction(async (tx) => {
+      await tx.post.delete({ where: { id: postId } });
+      // The event first (lower outbox id), so that members of post_{id} see post_deleted before
+      // the nodes drop them.
+      await publishPostDeleted(tx, postId, user.id, await activeSubscriberIds(user.id, tx));
+      await announcePostAccessChange(tx, 'post_deleted', postId);
+    })
     .catch((error: unknown) => {
       if (isRecordNotFound(error)) throw notFound('no such post');
       throw error;
     });
-  // The event first, so that members of post_{id} see post_deleted before the nodes drop them.
-  await publishPostDeleted(postId, user.id, await activeSubscriberIds(user.id));
-  await announcePostAccessChange('post_deleted', postId);
   return { deleted: true };
 }
 
@@ -72,18 +79,18 @@ export async function changePostAccess(user: SessionUser, postId: string, change
       data: change,
       include: { author: { select: { name: true } } },
     });
-    return { before, after };
+    const cause =
+      !before.isLocked && after.isLocked
+        ? 'post_locked'
+        : before.isLocked && !after.isLocked
+          ? 'post_unlocked'
+          : after.isLocked && before.requiredTier !== after.requiredTier
+            ? 'post_retiered'
+            : null;
+    if (cause) await announcePostAccessChange(tx, cause, postId);
+    return { after, cause };
   });
-  const { before, after } = result;
-  const cause =
-    !before.isLocked && after.isLocked
-      ? 'post_locked'
-      : before.isLocked && !after.isLocked
-        ? 'post_unlocked'
-        : after.isLocked && before.requiredTier !== after.requiredTier
-          ? 'post_retiered'
-          : null;
-  if (cause) await announcePostAccessChange(cause, postId);
+  const { after, cause } = result;
   return { post: { ...toPostSummary(after), authorName: after.author.name }, changed: cause };
 }
 
@@ -105,6 +112,8 @@ export async function postForViewer(viewerId: string, postId: string) {
     author: post.author,
     likesCount: post.likesCount,
     commentsCount: post.commentsCount,
+    /** The statsVersion of these counters: an event with a higher `version` replaces them. */
+    version: post.statsVersion,
     priceCents: post.priceCents,
   };
   if (!access) return { ...base, locked: true as const, access: null, content: null, comments: [], likedByMe: false };

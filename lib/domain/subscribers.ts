@@ -1,4 +1,5 @@
 import { db } from '../db.ts';
+import type { Tx } from '../realtime.ts';
 
 /** Prisma filter for subscriptions that grant access now: ACTIVE and not expired (see
  * `subscriptionGrants` in websocket-server/src/channels/post-access.ts for the same rule). */
@@ -7,8 +8,8 @@ export function activeSubscriptionWhere(now = new Date()) {
 }
 
 /** Ids of the users whose subscription to `creatorId` is active and unexpired now. */
-export async function activeSubscriberIds(creatorId: string): Promise<string[]> {
-  const rows = await db().subscription.findMany({
+export async function activeSubscriberIds(creatorId: string, tx: Tx = db()): Promise<string[]> {
+  const rows = await tx.subscription.findMany({
     where: { creatorId, ...activeSubscriptionWhere() },
     select: { subscriberId: true },
   });

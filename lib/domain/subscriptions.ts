@@ -4,8 +4,9 @@
  * (`new_subscription` and a stored notification), never on the public creator channel.
  *
  * Every change of a subscription is also announced to the WebSocket nodes (an
- * `entitlement_changed` control message), after it committed, so that sockets that lose access
- * to the creator's locked posts are unsubscribed from them at once.
+ * `entitlement_changed` control message), in the same transaction as the change (the outbox),
+ * so that sockets that lose access to the creator's locked posts are unsubscribed from them at
+ * once, and the announcement is never lost.
  */
 import { db } from '../db.ts';
 import type { SessionUser } from '../auth.ts';
@@ -29,27 +30,30 @@ export async function subscribe(user: SessionUser, creatorId: string, tier: Tier
   if (existing && alreadyActive) return { subscription: existing, created: false };
 
   const expiresAt = new Date(now.getTime() + SUBSCRIPTION_DAYS * DAY_MS);
-  const subscription = await db().subscription.upsert({
-    where: { subscriberId_creatorId: { subscriberId: user.id, creatorId } },
-    create: { subscriberId: user.id, creatorId, tier, status: 'ACTIVE', expiresAt },
-    update: { tier, status: 'ACTIVE', expiresAt },
-  });
   // A different tier of a subscription that still grants access is a change of tier (a
   // downgrade takes access away); anything else — a new one, or one renewed after it was
   // cancelled or expired — only grants.
   const tierChanged = existing !== null && existing.tier !== tier && subscriptionGrants(existing, 'BASIC', now);
-  await announceSubscriptionChange(tierChanged ? 'subscription_tier_changed' : 'subscription_created', user.id, creatorId);
-  await publishNewSubscription(creatorId, {
-    subscriptionId: subscription.id,
-    subscriberId: user.id,
-    subscriberName: user.name,
-    tier,
-  });
-  await sendNotification(creatorId, {
-    type: 'NEW_SUBSCRIBER',
-    title: 'New subscriber',
-    message: `${user.name} subscribed to your ${tier} tier`,
-    data: { subscriberId: user.id, tier },
+  const subscription = await db().$transaction(async (tx) => {
+    const subscription = await tx.subscription.upsert({
+      where: { subscriberId_creatorId: { subscriberId: user.id, creatorId } },
+      create: { subscriberId: user.id, creatorId, tier, status: 'ACTIVE', expiresAt },
+      update: { tier, status: 'ACTIVE', expiresAt },
+    });
+    await announceSubscriptionChange(tx, tierChanged ? 'subscription_tier_changed' : 'subscription_created', user.id, creatorId);
+    await publishNewSubscription(tx, creatorId, {
+      subscriptionId: subscription.id,
+      subscriberId: user.id,
+      subscriberName: user.name,
+      tier,
+    });
+    await sendNotification(tx, creatorId, {
+      type: 'NEW_SUBSCRIBER',
+      title: 'New subscriber',
+      message: `${user.name} subscribed to your ${tier} tier`,
+      data: { subscriberId: user.id, tier },
+    });
+    return subscription;
   });
   return { subscription, created: true };
 }
@@ -60,12 +64,14 @@ export async function subscribe(user: SessionUser, creatorId: string, tier: Tier
  * sockets.
  */
 export async function unsubscribe(user: SessionUser, creatorId: string) {
-  const { count } = await db().subscription.updateMany({
-    where: { subscriberId: user.id, creatorId, status: 'ACTIVE' },
-    data: { status: 'CANCELLED' },
+  await db().$transaction(async (tx) => {
+    const { count } = await tx.subscription.updateMany({
+      where: { subscriberId: user.id, creatorId, status: 'ACTIVE' },
+      data: { status: 'CANCELLED' },
+    });
+    if (count === 0) throw notFound('no active subscription to this creator');
+    await announceSubscriptionChange(tx, 'subscription_cancelled', user.id, creatorId);
   });
-  if (count === 0) throw notFound('no active subscription to this creator');
-  await announceSubscriptionChange('subscription_cancelled', user.id, creatorId);
   return { cancelled: true };
 }
 
