@@ -11,6 +11,7 @@ import { testRedisPrefix, testRedisUrl } from '../../../test/support/env.ts';
 import { TestClient, type Frame } from '../support/client.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { startServer, type ServerProcess } from '../support/server-process.ts';
+import { waitForMetric } from '../support/metrics.ts';
 import { mintSessionToken } from '../support/tokens.ts';
 
 describe('Live re-authorization', () => {
@@ -156,7 +157,7 @@ describe('Live re-authorization', () => {
     const channel = channelName.post(post.id);
     await client.mustSubscribe(channel);
     // The re-check at expiry is counted; wait for it, then prove delivery continues.
-    await waitForMetric(servers[0]!, 'ws_rechecks_total{outcome="kept"}', (value) => value >= 1, 5_000);
+    await waitForMetric(servers[0]!.httpUrl, 'ws_rechecks_total{outcome="kept"}', (value) => value >= 1, 5_000);
     const after = ++likes;
     await redis.publish(`${prefix}${channel}`, JSON.stringify({ type: 'post_liked', data: { postId: post.id, userId: alice.id, likesCount: after } }));
     await client.next((f) => (f.data as { likesCount?: number } | undefined)?.likesCount === after);
@@ -214,17 +215,3 @@ describe('Live re-authorization', () => {
   });
 });
 
-async function metric(server: ServerProcess, series: string): Promise<number> {
-  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.split(' ')[1]) : 0;
-}
-
-async function waitForMetric(server: ServerProcess, series: string, ok: (value: number) => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (ok(await metric(server, series))) return;
-    if (Date.now() > deadline) throw new Error(`${series} did not reach the expected value in ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}

@@ -12,6 +12,7 @@ import { testRedisPrefix, testRedisUrl } from '../../../test/support/env.ts';
 import { TestClient } from '../support/client.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { startServer, type ServerProcess } from '../support/server-process.ts';
+import { metricValue } from '../support/metrics.ts';
 import { mintSessionToken } from '../support/tokens.ts';
 
 /** An inner directory whose answers the test sets, and whose reads it can hold. */
@@ -113,11 +114,7 @@ describe('CachedDirectory › on the running server', () => {
   });
 
   const announce = (message: ControlMessage) => redis.publish(`${testRedisPrefix('ws:')}${CONTROL_CHANNEL}`, JSON.stringify(message));
-  const hits = async (kind: string) => {
-    const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`ws_access_cache_total{kind="${kind}",result="hit"}`));
-    return line ? Number(line.split(' ')[1]) : 0;
-  };
+  const hits = (kind: string) => metricValue(server.httpUrl, `ws_access_cache_total{kind="${kind}",result="hit"}`);
 
   it('serves repeated subscribes from the cache, and a cancelled subscription is never served from it', async () => {
     const alice = await fixtures.creator('alice');

@@ -6,6 +6,7 @@ import { testRedisPrefix, testRedisUrl } from '../../../test/support/env.ts';
 import { TestClient } from '../support/client.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { startServer, type ServerProcess } from '../support/server-process.ts';
+import { metricValue } from '../support/metrics.ts';
 import { mintSessionToken } from '../support/tokens.ts';
 
 /**
@@ -70,7 +71,7 @@ describe('RealtimeServer › slow consumers', () => {
     await stalled.mustSubscribe(channel);
     await reader.mustSubscribe(channel);
     (stalled.ws as unknown as { _socket: Socket })._socket.pause();
-    const before = await slowConsumers(server.httpUrl);
+    const before = await metricValue(server.httpUrl, 'ws_slow_consumers_total');
     const padding = 'y'.repeat(2 * 1024);
     // 40 MB for a client that reads nothing; the old check ran once per batch, before writing,
     // and let it all pile up. The reader (in this process) is given each batch's time to read.
@@ -88,7 +89,7 @@ describe('RealtimeServer › slow consumers', () => {
     const counts = reader.pushes(channel).map((f) => (f.data as { likesCount: number }).likesCount);
     expect(counts).to.have.length(total);
     expect(counts[0]).to.equal(0);
-    expect(await slowConsumers(server.httpUrl)).to.equal(before + 1);
+    expect(await metricValue(server.httpUrl, 'ws_slow_consumers_total')).to.equal(before + 1);
     // What the server held for it when it gave up: never above the bound.
     const closing = server
       .log()
@@ -105,8 +106,3 @@ describe('RealtimeServer › slow consumers', () => {
   });
 });
 
-async function slowConsumers(httpUrl: string): Promise<number> {
-  const text = await (await fetch(`${httpUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('ws_slow_consumers_total '));
-  return line ? Number(line.split(' ')[1]) : 0;
-}
