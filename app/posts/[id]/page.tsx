@@ -3,6 +3,8 @@ import { notFound, redirect } from 'next/navigation';
 import { LivePost } from '@/components/post/LivePost.tsx';
 import { currentUser } from '@/lib/auth.ts';
 import { postForViewer } from '@/lib/domain/posts.ts';
+import { channelPosition } from '@/lib/realtime.ts';
+import { channelName } from '@/websocket-server/src/protocol/index.ts';
 
 const ID = /^[A-Za-z0-9-]{1,64}$/;
 
@@ -11,6 +13,10 @@ export default async function PostPage({ params }: { params: Promise<{ id: strin
   const user = await currentUser();
   if (!user) redirect(`/signin?callbackUrl=/posts/${encodeURIComponent(id)}`);
   if (!ID.test(id)) notFound();
+  // The channel's position BEFORE the post is read: the client subscribes with `since` it, so
+  // every event committed after this read reaches it, none falls between render and subscribe
+  // (an event the render already reflects may come too: counters carry `version`).
+  const position = await channelPosition(channelName.post(id));
   const view = await postForViewer(user.id, id);
   if (!view) notFound();
 
@@ -39,5 +45,5 @@ export default async function PostPage({ params }: { params: Promise<{ id: strin
       </article>
     );
   }
-  return <LivePost initial={view} viewerId={user.id} />;
+  return <LivePost initial={view} viewerId={user.id} initialPosition={position} />;
 }
