@@ -2,7 +2,7 @@
  * Browser-side calls to the app's API routes, typed with the shapes the routes answer (which are
  * the protocol module's shapes). Throws ApiRequestError on any non-2xx answer.
  */
-import type { CommentPayload, NotificationPayload } from '@/websocket-server/src/protocol/index.ts';
+import type { CommentPayload, NotificationPayload, StreamPosition } from '@/websocket-server/src/protocol/index.ts';
 
 export class ApiRequestError extends Error {
   override readonly name = 'ApiRequestError';
@@ -26,7 +26,16 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   return data as T;
 }
 
-export type NotificationPage = { notifications: NotificationPayload[]; nextCursor: string | null; unreadCount: number };
+/** `position`: the position of notifications_{me} the page was read at, when the API gives it. */
+export type NotificationPage = {
+  notifications: NotificationPayload[];
+  nextCursor: string | null;
+  unreadCount: number;
+  position?: StreamPosition | null;
+};
+
+/** `version`: the post's counter version the answer reflects, when the API gives it (see LivePost). */
+type Versioned = { version?: number };
 
 export const api = {
   notifications: (cursor?: string, limit = 20) =>
@@ -34,12 +43,12 @@ export const api = {
   markRead: (id: string) => call<{ unreadCount: number }>('POST', `/api/notifications/${encodeURIComponent(id)}/read`),
   markAllRead: () => call<{ unreadCount: number }>('POST', '/api/notifications/read-all'),
   clearNotifications: () => call<{ unreadCount: number }>('DELETE', '/api/notifications'),
-  like: (postId: string) => call<{ liked: boolean; likesCount: number }>('POST', `/api/posts/${encodeURIComponent(postId)}/like`),
-  unlike: (postId: string) => call<{ liked: boolean; likesCount: number }>('DELETE', `/api/posts/${encodeURIComponent(postId)}/like`),
+  like: (postId: string) => call<{ liked: boolean; likesCount: number } & Versioned>('POST', `/api/posts/${encodeURIComponent(postId)}/like`),
+  unlike: (postId: string) => call<{ liked: boolean; likesCount: number } & Versioned>('DELETE', `/api/posts/${encodeURIComponent(postId)}/like`),
   comment: (postId: string, content: string) =>
-    call<{ comment: CommentPayload; commentsCount: number }>('POST', `/api/posts/${encodeURIComponent(postId)}/comments`, { content }),
+    call<{ comment: CommentPayload; commentsCount: number } & Versioned>('POST', `/api/posts/${encodeURIComponent(postId)}/comments`, { content }),
   deleteComment: (commentId: string) =>
-    call<{ commentsCount: number }>('DELETE', `/api/comments/${encodeURIComponent(commentId)}`),
+    call<{ commentsCount: number } & Versioned>('DELETE', `/api/comments/${encodeURIComponent(commentId)}`),
   post: <T>(postId: string) => call<T>('GET', `/api/posts/${encodeURIComponent(postId)}`),
   createPost: (input: { title: string; content: string; isLocked: boolean; requiredTier: string; priceCents: number | null }) =>
     call<{ post: { id: string } }>('POST', '/api/posts', input),

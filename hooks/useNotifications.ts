@@ -7,75 +7,28 @@
  *
  * Every socket event carries what it needs to apply without a fetch; the unread count in
  * `notification_read`, `notifications_cleared` and `unread_notifications` is the server's and
- * replaces ours. After a reconnect the page is refetched once to catch up.
+ * replaces ours. The state and its ordering rules (an older snapshot never sets the count back,
+ * notifications de-duplicated by id) are notifications-state.ts. After a reconnect the channel
+ * continues from its position: when the server replays what was missed nothing is fetched; when
+ * it cannot (`recovered: false`) it sends `notifications_recovered` (what came after the newest
+ * notification held, and the unread count), and the page is refetched as well.
  */
 import { useCallback, useEffect, useReducer, useRef } from 'react';
-import { channelName, type NotificationPayload } from '@/websocket-server/src/protocol/index.ts';
-import { api, type NotificationPage } from './api-client.ts';
+import { channelName, type PushFrame } from '@/websocket-server/src/protocol/index.ts';
+import { api } from './api-client.ts';
+import {
+  initialNotificationsState,
+  newestNotificationId,
+  notificationsActionFor,
+  notificationsReducer,
+  type NotificationsState,
+} from './notifications-state.ts';
 import type { ChannelStatus } from './realtime/client.ts';
 import { useRealtimeContext } from './RealtimeProvider.tsx';
 import { useChannel } from './useChannel.ts';
 import { useWebSocket } from './useWebSocket.ts';
 
-export interface NotificationsState {
-  items: NotificationPayload[];
-  unreadCount: number;
-  nextCursor: string | null;
-  loaded: boolean;
-  error: string | null;
-}
-
-type Action =
-  | { type: 'page'; page: NotificationPage; append: boolean }
-  | { type: 'pushed'; notification: NotificationPayload }
-  | { type: 'unread_snapshot'; notifications: NotificationPayload[]; count: number }
-  | { type: 'read'; notificationId: string | null; unreadCount: number }
-  | { type: 'cleared'; unreadCount: number }
-  | { type: 'error'; message: string };
-
-const initialState: NotificationsState = { items: [], unreadCount: 0, nextCursor: null, loaded: false, error: null };
-
-const newestFirst = (a: NotificationPayload, b: NotificationPayload) =>
-  b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id);
-
-function merge(items: NotificationPayload[], incoming: NotificationPayload[]): NotificationPayload[] {
-  const byId = new Map(items.map((n) => [n.id, n]));
-  for (const n of incoming) byId.set(n.id, n);
-  return [...byId.values()].sort(newestFirst);
-}
-
-function reducer(state: NotificationsState, action: Action): NotificationsState {
-  switch (action.type) {
-    case 'page': {
-      const items = action.append ? merge(state.items, action.page.notifications) : action.page.notifications;
-      return { items, unreadCount: action.page.unreadCount, nextCursor: action.page.nextCursor, loaded: true, error: null };
-    }
-    case 'pushed': {
-      if (state.items.some((n) => n.id === action.notification.id)) return state;
-      return {
-        ...state,
-        items: merge(state.items, [action.notification]),
-        unreadCount: state.unreadCount + (action.notification.isRead ? 0 : 1),
-      };
-    }
-    case 'unread_snapshot':
-      return { ...state, items: merge(state.items, action.notifications), unreadCount: action.count };
-    case 'read':
-      return {
-        ...state,
-        items: state.items.map((n) => (action.notificationId === null || n.id === action.notificationId ? { ...n, isRead: true } : n)),
-        unreadCount: action.unreadCount,
-      };
-    case 'cleared':
-      return { ...state, items: [], nextCursor: null, unreadCount: action.unreadCount };
-    case 'error':
-      return { ...state, error: action.message };
-    default: {
-      const unreachable: never = action;
-      return unreachable;
-    }
-  }
-}
+export type { NotificationsState } from './notifications-state.ts';
 
 export interface UseNotifications extends NotificationsState {
   /** 'websocket' while live (socket open, channel not refused), 'polling' while the API is polled instead. */
@@ -92,7 +45,11 @@ export interface UseNotifications extends NotificationsState {
 export function useNotifications(): UseNotifications {
   const context = useRealtimeContext();
   const { mode } = useWebSocket();
-  const [state, dispatch] = useReducer(reducer, initialState);
+  const [state, dispatch] = useReducer(notificationsReducer, initialNotificationsState);
+  const latestState = useRef(state);
+  useEffect(() => {
+    latestState.current = state;
+  });
   const userId = context?.userId ?? null;
   const pollMs = context?.pollMs ?? 60_000;
 
@@ -113,17 +70,25 @@ export function useNotifications(): UseNotifications {
     if (userId) void refresh();
   }, [userId, refresh]);
 
+  const onPush = (_data: unknown, frame: PushFrame) => {
+    const action = notificationsActionFor(frame);
+    if (action) dispatch(action);
+  };
   const channel = useChannel(
     userId ? channelName.notifications(userId) : null,
     {
-      notification: ({ notification }) => dispatch({ type: 'pushed', notification }),
-      unread_notifications: ({ notifications, count }) => dispatch({ type: 'unread_snapshot', notifications, count }),
-      notification_read: ({ notificationId, unreadCount }) => dispatch({ type: 'read', notificationId, unreadCount }),
-      notifications_cleared: ({ unreadCount }) => dispatch({ type: 'cleared', unreadCount }),
+      notification: onPush,
+      unread_notifications: onPush,
+      notifications_recovered: onPush,
+      notification_read: onPush,
+      notifications_cleared: onPush,
     },
     {
-      onSubscribed: ({ resubscribed }) => {
-        if (resubscribed) void refresh();
+      // With a position to continue from, a failed recovery is answered from the database.
+      lastNotificationId: () => newestNotificationId(latestState.current),
+      onSubscribed: ({ recovered }) => {
+        // Replayed (recovered) or a first subscribe (its snapshot follows): nothing to fetch.
+        if (recovered === false) void refresh();
       },
     },
   );

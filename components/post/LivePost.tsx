@@ -2,25 +2,47 @@
 /**
  * A readable post with a live like count and a live comment list, fed by `post_{id}`. Counts
  * always come from the server (the API's answer or the event), never from local arithmetic, so
- * two tabs liking at once still agree. After a reconnect the post is refetched, since events
- * sent while the socket was down are not replayed. When the server ends the channel because the
- * viewer lost access (subscription cancelled, post locked), the page is rendered again by the
- * server (`router.refresh()`), which then shows the locked state, without a reload.
+ * two tabs liking at once still agree, and never go backwards: each state carries the post's
+ * counter version (`data.version`, the page's and the API's), and one older than the version
+ * already applied is ignored (versions.ts). The channel continues from `initialPosition` (where
+ * the page was rendered), and after a reconnect from its last applied event: the server replays
+ * what was missed. Only when it cannot (`recovered: false`) is the post refetched. When the
+ * server ends the channel because the viewer lost access (subscription cancelled, post locked),
+ * the page is rendered again by the server (`router.refresh()`), which then shows the locked
+ * state, without a reload.
  */
 import Link from 'next/link';
 import { useRouter } from 'next/navigation';
-import { useCallback, useState } from 'react';
+import { useCallback, useRef, useState } from 'react';
 import { api } from '@/hooks/api-client.ts';
 import { useChannel } from '@/hooks/useChannel.ts';
 import type { PostView } from '@/lib/domain/posts.ts';
-import { channelName, type CommentPayload } from '@/websocket-server/src/protocol/index.ts';
+import { channelName, type CommentPayload, type StreamPosition } from '@/websocket-server/src/protocol/index.ts';
 import { CommentForm } from './CommentForm.tsx';
 import { CommentList } from './CommentList.tsx';
 import styles from './LivePost.module.css';
+import { CounterVersion, versionOf } from './versions.ts';
 
 type ReadableView = Extract<PostView, { locked: false }>;
 
-export function LivePost({ initial, viewerId }: { initial: ReadableView; viewerId: string }) {
+/** `list` with the comments of `fetched` it lacks, unless deleted since; oldest first. */
+function withFetched(list: CommentPayload[], fetched: CommentPayload[], deleted: ReadonlySet<string>): CommentPayload[] {
+  const held = new Set(list.map((c) => c.id));
+  const added = fetched.filter((c) => !held.has(c.id) && !deleted.has(c.id));
+  if (added.length === 0) return list;
+  return [...list, ...added].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+}
+
+export function LivePost({
+  initial,
+  viewerId,
+  initialPosition,
+}: {
+  initial: ReadableView;
+  viewerId: string;
+  /** The position of `post_{id}` the page was rendered at: the subscribe continues from there. */
+  initialPosition?: StreamPosition | null;
+}) {
   const postId = initial.summary.id;
   const router = useRouter();
   const [likesCount, setLikesCount] = useState(initial.likesCount);
@@ -31,47 +53,75 @@ export function LivePost({ initial, viewerId }: { initial: ReadableView; viewerI
   const [deleted, setDeleted] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [pending, setPending] = useState(false);
+  // Counts by version, one gate each, so that an answer about likes does not lose to a later
+  // comment event; whether the viewer likes it by the versions of what spoke about the viewer.
+  // The comment list goes by identity: a comment is shown unless its deletion was seen.
+  const [likesVersion] = useState(() => new CounterVersion(versionOf(initial)));
+  const [likedVersion] = useState(() => new CounterVersion(versionOf(initial)));
+  const [commentsVersion] = useState(() => new CounterVersion(versionOf(initial)));
+  /** Comments this page saw deleted: a replay or an older refetch must not bring them back. */
+  const deletedComments = useRef(new Set<string>());
 
-  const addComment = useCallback((comment: CommentPayload, count: number) => {
-    setComments((list) => (list.some((c) => c.id === comment.id) ? list : [...list, comment]));
-    setCommentsCount(count);
-    setFresh((s) => new Set(s).add(comment.id));
-  }, []);
+  const addComment = useCallback(
+    (comment: CommentPayload, count: number, version: unknown) => {
+      if (commentsVersion.admit(version)) setCommentsCount(count);
+      if (deletedComments.current.has(comment.id)) return;
+      setComments((list) => (list.some((c) => c.id === comment.id) ? list : [...list, comment]));
+      setFresh((s) => new Set(s).add(comment.id));
+    },
+    [commentsVersion],
+  );
 
+  const dropComment = useCallback(
+    (commentId: string, count: number, version: unknown) => {
+      deletedComments.current.add(commentId);
+      setComments((list) => list.filter((c) => c.id !== commentId));
+      if (commentsVersion.admit(version)) setCommentsCount(count);
+    },
+    [commentsVersion],
+  );
+
+  const setLikes = useCallback(
+    (count: number, version: unknown, liked?: boolean) => {
+      if (likesVersion.admit(version)) setLikesCount(count);
+      if (liked !== undefined && likedVersion.admit(version)) setLikedByMe(liked);
+    },
+    [likesVersion, likedVersion],
+  );
+
+  // Only when the channel could not continue from where this page was (`recovered: false`).
   const refetch = useCallback(async () => {
     try {
       const view = await api.post<ReadableView>(postId);
       if (view.locked) return;
-      setLikesCount(view.likesCount);
-      setLikedByMe(view.likedByMe);
-      setComments(view.comments);
-      setCommentsCount(view.commentsCount);
+      const version = versionOf(view);
+      setLikes(view.likesCount, version, view.likedByMe);
+      if (commentsVersion.admit(version)) {
+        setComments(view.comments.filter((c) => !deletedComments.current.has(c.id)));
+        setCommentsCount(view.commentsCount);
+      } else {
+        // Read before events applied meanwhile: they stand; it only adds comments not held.
+        setComments((list) => withFetched(list, view.comments, deletedComments.current));
+      }
     } catch (e) {
       setError((e as Error).message);
     }
-  }, [postId]);
+  }, [postId, setLikes, commentsVersion]);
 
   const channel = useChannel(
     channelName.post(postId),
     {
-      post_liked: (data) => {
-        setLikesCount(data.likesCount);
-        if (data.userId === viewerId) setLikedByMe(true);
-      },
-      post_unliked: (data) => {
-        setLikesCount(data.likesCount);
-        if (data.userId === viewerId) setLikedByMe(false);
-      },
-      comment_added: ({ comment, commentsCount: count }) => addComment(comment, count),
-      comment_deleted: ({ commentId, commentsCount: count }) => {
-        setComments((list) => list.filter((c) => c.id !== commentId));
-        setCommentsCount(count);
-      },
+      post_liked: (data) => setLikes(data.likesCount, data.version, data.userId === viewerId ? true : undefined),
+      post_unliked: (data) => setLikes(data.likesCount, data.version, data.userId === viewerId ? false : undefined),
+      comment_added: ({ comment, commentsCount: count, version }) => addComment(comment, count, version),
+      comment_deleted: ({ commentId, commentsCount: count, version }) => dropComment(commentId, count, version),
       post_deleted: () => setDeleted(true),
     },
     {
-      onSubscribed: ({ resubscribed }) => {
-        if (resubscribed) void refetch();
+      since: initialPosition ?? null,
+      // Replayed, or nothing to recover: the state is whole. Otherwise events were lost.
+      onSubscribed: ({ recovered }) => {
+        if (recovered === false) void refetch();
       },
       // A deleted post keeps its banner; otherwise the server render decides what is left to see.
       onRevoked: () => {
@@ -85,8 +135,7 @@ export function LivePost({ initial, viewerId }: { initial: ReadableView; viewerI
     setError(null);
     try {
       const result = likedByMe ? await api.unlike(postId) : await api.like(postId);
-      setLikedByMe(result.liked);
-      setLikesCount(result.likesCount);
+      setLikes(result.likesCount, result.version, result.liked);
     } catch (e) {
       setError((e as Error).message);
     } finally {
@@ -96,9 +145,8 @@ export function LivePost({ initial, viewerId }: { initial: ReadableView; viewerI
 
   async function removeComment(commentId: string) {
     try {
-      const { commentsCount: count } = await api.deleteComment(commentId);
-      setComments((list) => list.filter((c) => c.id !== commentId));
-      setCommentsCount(count);
+      const { commentsCount: count, version } = await api.deleteComment(commentId);
+      dropComment(commentId, count, version);
     } catch (e) {
       setError((e as Error).message);
     }
@@ -144,8 +192,8 @@ export function LivePost({ initial, viewerId }: { initial: ReadableView; viewerI
       <h2>Comments</h2>
       <CommentList comments={comments} fresh={fresh} viewerId={viewerId} postAuthorId={initial.author.id} onDelete={removeComment} />
       {!deleted && <CommentForm onSubmit={async (content) => {
-        const { comment, commentsCount: count } = await api.comment(postId, content);
-        addComment(comment, count);
+        const { comment, commentsCount: count, version } = await api.comment(postId, content);
+        addComment(comment, count, version);
       }} />}
     </article>
   );

@@ -17,8 +17,11 @@
  *   on an expired session); 4002 (session expired, no refresh in time, as with cookie
  *   authentication) reconnects at once with a fresh endpoint, not counted as a failure; 4003
  *   (signed out, account deleted) and 1000 stop.
- * - After every (re)connect all channels are subscribed again; `onSubscribed` tells listeners,
- *   so they can refetch what they may have missed while disconnected.
+ * - After every (re)connect all channels are subscribed again, each with `since` its last applied
+ *   position, so the server replays what was missed in order; `onSubscribed({recovered})` tells
+ *   listeners whether their state is still whole or must be reloaded (`recovered: false`). Each
+ *   channel applies pushes in offset order, once (subscription.ts); the server's `unsubscribed`
+ *   with reason `resubscribe` is answered with a subscribe with `since` at once.
  * - An application-level ping every `pingIntervalMs` detects dead connections that the browser
  *   has not noticed (its WebSocket API exposes no protocol pings).
  */
@@ -35,13 +38,15 @@ import {
   type PushFrame,
   type RefreshedFrame,
   type RequestId,
+  type StreamPosition,
+  type SubscribedFrame,
   type UnsubscribedFrame,
 } from '@/websocket-server/src/protocol/index.ts';
 import { DEFAULT_BACKOFF, retryDelay, type BackoffOptions } from './backoff.ts';
 import { SignedOutError, socketUrl, type RealtimeEndpoint } from './endpoint.ts';
 import { DEFAULT_REFRESH, SessionRefresh, type RefreshPolicy } from './session-refresh.ts';
 import { INITIAL_SNAPSHOT, TRANSITIONS, type ClosedReason, type ConnectionSnapshot, type ConnectionState } from './state.ts';
-import { PENDING, Subscription, type ChannelListener, type ChannelStatus, type SubscriptionHost } from './subscription.ts';
+import { PENDING, Subscription, type ChannelListener, type ChannelStatus, type SubscribedInfo, type SubscriptionHost } from './subscription.ts';
 
 /** The surface of the browser's WebSocket this client uses (tests pass `ws` sockets). */
 export type WebSocketLike = Pick<WebSocket, 'readyState' | 'send' | 'close' | 'onmessage' | 'onclose' | 'onerror'>;
@@ -76,8 +81,6 @@ export interface RealtimeClientOptions {
 const OPEN = 1;
 /** Pseudo close code for sockets this client abandoned itself (timeout, missing pong). */
 const LOCAL_ABORT = 4000;
-/** How many recent push ids are remembered to drop duplicates (snapshot vs live). */
-const SEEN_IDS = 256;
 /** Grace period before an unused channel is unsubscribed (ms). */
 const UNSUBSCRIBE_LINGER_MS = 1_500;
 
@@ -86,7 +89,6 @@ export class RealtimeClient {
   readonly #channels = new Map<string, Subscription>();
   readonly #stateListeners = new Set<() => void>();
   readonly #channelListeners = new Set<() => void>();
-  readonly #seen: string[] = [];
   readonly #subscriptionHost: SubscriptionHost;
   readonly #refresh: SessionRefresh;
   #snapshot: ConnectionSnapshot = INITIAL_SNAPSHOT;
@@ -127,7 +129,7 @@ export class RealtimeClient {
       ...options,
     };
     this.#subscriptionHost = {
-      sendSubscribe: (channel) => this.#request((id) => ({ type: 'subscribe', channel, id })),
+      sendSubscribe: (channel, request) => this.#request((id) => ({ type: 'subscribe', channel, id, ...request })),
       sendUnsubscribe: (channel) => void this.#request((id) => ({ type: 'unsubscribe', channel, id })),
       statusChanged: () => this.#emitChannelStatus(),
       log: (message, fields) => this.#log(message, fields),
@@ -204,6 +206,11 @@ export class RealtimeClient {
     return this.#channels.get(channel)?.status ?? PENDING;
   }
 
+  /** Where `channel` continues from (its last applied position), null when unknown. */
+  channelPosition(channel: string): StreamPosition | null {
+    return this.#channels.get(channel)?.position ?? null;
+  }
+
   subscribeChannelStatus = (listener: () => void): (() => void) => {
     this.#channelListeners.add(listener);
     return () => this.#channelListeners.delete(listener);
@@ -228,6 +235,8 @@ export class RealtimeClient {
    * channel lingers for `UNSUBSCRIBE_LINGER_MS` before it is unsubscribed, so that a component
    * that remounts at once (React StrictMode, a quick navigation back) reuses the live
    * subscription instead of racing an unsubscribe against a new subscribe on the server.
+   * `listener.since` (the position the component's state was read at) is where the first
+   * subscribe continues from.
    */
   subscribe(channel: string, listener: ChannelListener): () => void {
     let subscription = this.#channels.get(channel);
@@ -238,12 +247,14 @@ export class RealtimeClient {
         random: this.#options.random,
       });
       this.#channels.set(channel, subscription);
+      // The listener first: its `since` is what the first subscribe asks for.
+      subscription.addListener(listener);
       if (this.#snapshot.state === 'open') subscription.open();
     } else {
       clearTimeout(subscription.linger);
       subscription.linger = undefined;
+      subscription.addListener(listener);
     }
-    subscription.addListener(listener);
     const current = subscription;
     return () => {
       if (!current.listeners.delete(listener) || current.listeners.size > 0) return;
@@ -443,13 +454,16 @@ export class RealtimeClient {
         if (!this.#refresh.onRefreshed(frame as unknown as RefreshedFrame)) this.#log('dropped a refreshed frame of no refresh');
         return;
       case 'subscribed':
-        this.#channels.get(String(frame.channel))?.onSubscribed(frame.id as RequestId | undefined);
+        this.#channels.get(String(frame.channel))?.onSubscribed(frame as unknown as SubscribedFrame);
         return;
       case 'unsubscribed': {
         const unsubscribed = frame as unknown as UnsubscribedFrame;
         // With an id it answers our own unsubscribe (the channel is already gone here); with a
         // reason and no id the server ended the subscription itself.
-        if (unsubscribed.id === undefined && unsubscribed.reason !== undefined) {
+        // Reason `resubscribe`: the server's node lost continuity; subscribe again with `since`.
+        if (unsubscribed.id === undefined && unsubscribed.reason === 'resubscribe') {
+          this.#channels.get(unsubscribed.channel)?.onResubscribe();
+        } else if (unsubscribed.id === undefined && unsubscribed.reason !== undefined) {
           this.#log('the server ended a subscription', { channel: unsubscribed.channel, reason: unsubscribed.reason });
           this.#channels.get(unsubscribed.channel)?.onRevoked(unsubscribed.reason, unsubscribed.message ?? unsubscribed.reason);
         }
@@ -495,16 +509,8 @@ export class RealtimeClient {
   #onPush(frame: PushFrame): void {
     const subscription = this.#channels.get(frame.channel);
     if (!subscription) return;
-    // The same event can arrive twice: in the snapshot pushed on subscribe and live.
-    const key = `${frame.channel}:${frame.id}`;
-    if (this.#seen.includes(key)) return;
-    this.#seen.push(key);
-    if (this.#seen.length > SEEN_IDS) this.#seen.shift();
-    if (!eventDataSchemas[frame.type].safeParse(frame.data).success) {
-      this.#log('dropped a push that does not match the protocol', { type: frame.type });
-      return;
-    }
-    subscription.deliver(frame);
+    // Order, copies (replay and live overlap, a snapshot seen twice) and gaps: the channel's.
+    subscription.deliver(frame, eventDataSchemas[frame.type].safeParse(frame.data).success);
   }
 
   #log(message: string, fields?: Record<string, unknown>): void {
@@ -512,4 +518,4 @@ export class RealtimeClient {
   }
 }
 
-export type { ChannelListener, ChannelStatus, ClosedReason, ConnectionSnapshot, ConnectionState };
+export type { ChannelListener, ChannelStatus, ClosedReason, ConnectionSnapshot, ConnectionState, SubscribedInfo };
