@@ -1,4 +1,5 @@
-// PM2 process file: the Next.js app (`fonana`) and the WebSocket server (`fonana-ws`).
+// PM2 process file: the Next.js app (`fonana`), the WebSocket server (`fonana-ws`) and the
+// outbox relay (`fonana-outbox`, which publishes what the app's transactions enqueue).
 //
 //   npm run build && pm2 start ecosystem.config.cjs        first start
 //   pm2 reload ecosystem.config.cjs --update-env           zero-downtime reload (scripts/deploy.sh)
@@ -17,6 +18,8 @@
 //   LOG_DIR         default ./logs (created if missing).
 //   WS_DIST_DIR     where `npm run ws:build` wrote the server, default websocket-server/dist.
 //   SHUTDOWN_TIMEOUT_MS  the server's drain time (default 5000); kill_timeout is derived from it.
+//   OUTBOX_RELAY_INSTANCES  fonana-outbox processes (default 1). Any number may run, here or on
+//                   other machines: they share the outbox rows (FOR UPDATE SKIP LOCKED).
 'use strict';
 
 const fs = require('node:fs');
@@ -109,6 +112,29 @@ module.exports = {
       out_file: path.join(logDir, 'fonana-ws.out.log'),
       error_file: path.join(logDir, 'fonana-ws.err.log'),
       // No time prefix: the server writes JSON lines with their own timestamp.
+      time: false,
+    },
+    {
+      name: 'fonana-outbox',
+      cwd: root,
+      // scripts/outbox-relay.ts through tsx (scripts/outbox-relay.pm2.mjs): the relay shares lib/
+      // with the app, which only Next.js compiles. It publishes through REDIS_URL, or the
+      // server's POST /publish (WS_PUBLISH_URL + WS_PUBLISH_SECRET) without it.
+      script: path.join(root, 'scripts/outbox-relay.pm2.mjs'),
+      exec_mode: 'fork',
+      instances: positiveInt('OUTBOX_RELAY_INSTANCES', 1) || 1,
+      env: { NODE_ENV: 'production' },
+      // It sends 'ready' once it LISTENs; a batch in flight finishes within its publish timeouts,
+      // and the script exits on its own 10 s after SIGINT at the latest.
+      wait_ready: true,
+      listen_timeout: 15_000,
+      kill_timeout: 12_000,
+      max_memory_restart: env.OUTBOX_MAX_MEMORY ?? '300M',
+      exp_backoff_restart_delay: 200,
+      merge_logs: true,
+      out_file: path.join(logDir, 'fonana-outbox.out.log'),
+      error_file: path.join(logDir, 'fonana-outbox.err.log'),
+      // JSON lines with their own timestamp.
       time: false,
     },
   ],

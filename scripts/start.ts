@@ -7,11 +7,15 @@
 // at once with "password". With DATABASE_URL: that database, migrated (the equivalent of
 // `prisma migrate deploy`, a no-op when up to date) but not seeded unless SEED_DEMO=1.
 //
-// Then the WebSocket server (in-process broker unless REDIS_URL is set) and Next.js, sharing
-// NEXTAUTH_SECRET and WS_PUBLISH_SECRET: from the environment, else generated on the first run
-// and kept in <data dir>/secrets.json (scripts/secrets.ts; no secret is written in the code).
+// Then the WebSocket server (in-process broker unless REDIS_URL is set), the outbox relay
+// (scripts/outbox-relay.ts: publishes what the app's transactions enqueue, through Redis or the
+// server's POST /publish) and Next.js, sharing NEXTAUTH_SECRET and WS_PUBLISH_SECRET: from the
+// environment, else generated on the first run and kept in <data dir>/secrets.json
+// (scripts/secrets.ts; no secret is written in the code). On the embedded database the relay
+// polls every 250 ms (OUTBOX_POLL_INTERVAL_MS): PGlite serves one backend session to all its
+// clients, so a NOTIFY never reaches the relay's LISTEN connection.
 // FONANA_DEMO=1 tells the app that the demo accounts exist (the sign-in page lists them): only
-// when this script seeded them. SIGINT/SIGTERM are forwarded; if either child dies the other is
+// when this script seeded them. SIGINT/SIGTERM are forwarded; if any child dies the others are
 // stopped and this process exits non-zero.
 //
 // NODE_ENV=production: NEXTAUTH_SECRET and ALLOWED_ORIGINS must be set, or this exits with
@@ -35,6 +39,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dev = process.argv.includes('--dev');
 const NEXT_BIN = path.join(root, 'node_modules/next/dist/bin/next');
 const WS_MAIN = path.join(root, 'websocket-server/src/main.ts');
+const RELAY_MAIN = path.join(root, 'scripts/outbox-relay.ts');
 /** Longest wait for a child to exit after SIGTERM before SIGKILL (ms). */
 const CHILD_STOP_TIMEOUT_MS = 10_000;
 const production = process.env.NODE_ENV === 'production';
@@ -144,6 +149,17 @@ function startWebSocketServer(env: NodeJS.ProcessEnv): Promise<number> {
   });
 }
 
+/** Starts the outbox relay and resolves once it is ready (it says so over IPC). */
+function startOutboxRelay(env: NodeJS.ProcessEnv): Promise<void> {
+  const child = watch(fork(RELAY_MAIN, [], { cwd: root, env, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }), 'outbox relay');
+  return new Promise((resolve, reject) => {
+    child.on('message', (message: unknown) => {
+      if (message === 'ready') resolve();
+    });
+    child.once('exit', () => reject(new Error('the outbox relay exited before it was ready')));
+  });
+}
+
 function runNext(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
   return spawn(process.execPath, [NEXT_BIN, ...args], { cwd: root, env, stdio: 'inherit' });
 }
@@ -201,6 +217,19 @@ async function main(): Promise<void> {
   if (database) delete wsEnv.REDIS_URL; // embedded mode: in-process broker, POST /publish
   const listeningPort = await startWebSocketServer(wsEnv);
   say(`WebSocket server on ws://localhost:${listeningPort} (${wsEnv.REDIS_URL ? 'Redis broker' : 'in-process broker'})`);
+
+  const relayEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    WS_PUBLISH_SECRET: publishSecret,
+    WS_PUBLISH_URL: process.env.WS_PUBLISH_URL ?? `http://127.0.0.1:${listeningPort}`,
+  };
+  if (database) {
+    delete relayEnv.REDIS_URL;
+    relayEnv.OUTBOX_POLL_INTERVAL_MS ??= '250';
+  }
+  await startOutboxRelay(relayEnv);
+  say(`outbox relay publishing through ${relayEnv.REDIS_URL ? 'Redis' : 'POST /publish'}`);
 
   const appEnv: NodeJS.ProcessEnv = {
     ...process.env,
