@@ -1,7 +1,8 @@
 /**
- * The API routes over HTTP against the real app (`next start` of the e2e build), publishing
- * through the WebSocket server's POST /publish (no REDIS_URL: the single-machine default), with
- * protocol-level clients on the server to see exactly what each route publishes where.
+ * The API routes over HTTP against the real app (`next start` of the e2e build), whose outbox
+ * rows an outbox relay publishes through the WebSocket server's POST /publish (no REDIS_URL: the
+ * single-machine default), with protocol-level clients on the server to see exactly what each
+ * route publishes where.
  */
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
@@ -13,6 +14,7 @@ import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts'
 import { channelName } from '../../websocket-server/src/protocol/index.ts';
 import { testDatabaseUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
 import { ensureAppBuilt, startApp, type AppProcess } from '../e2e/support/next-app.ts';
+import { startRelay, type RelayProcess } from './support/outbox-relay.ts';
 
 type Json = Record<string, unknown>;
 
@@ -22,6 +24,7 @@ describe('API routes (HTTP against the running app)', function () {
   let prisma: PrismaClient;
   let ws: ServerProcess;
   let app: AppProcess;
+  let relay: RelayProcess;
   const clients: TestClient[] = [];
   const ids = { alice: '', bob: '', carol: '', dave: '' };
   const cookies = { alice: '', bob: '', carol: '', dave: '' };
@@ -73,12 +76,14 @@ describe('API routes (HTTP against the running app)', function () {
       WS_PUBLISH_URL: ws.httpUrl,
       WS_PUBLISH_SECRET: TEST_PUBLISH_SECRET,
     });
+    relay = await startRelay({ WS_PUBLISH_URL: ws.httpUrl, WS_PUBLISH_SECRET: TEST_PUBLISH_SECRET });
   });
 
   after(async function () {
     this.timeout(20_000);
     for (const client of clients) client.close();
     await app?.stop();
+    await relay?.stop();
     await ws?.stop();
     await prisma?.$disconnect();
   });
@@ -217,14 +222,15 @@ describe('API routes (HTTP against the running app)', function () {
       const author = await socketAs('alice', channelName.notifications(ids.alice));
       const { status, json } = await call('POST', `/api/posts/${postId}/like`, 'bob');
       expect(status).to.equal(200);
-      expect(json).to.deep.equal({ liked: true, likesCount: 1 });
+      // `version`: the post's statsVersion, bumped by every change of its counters.
+      expect(json).to.deep.equal({ liked: true, likesCount: 1, version: 1 });
       const liked = await watcher.next((f) => f.type === 'post_liked');
-      expect(liked.data).to.deep.equal({ postId, userId: ids.bob, likesCount: 1 });
+      expect(liked.data).to.deep.equal({ postId, userId: ids.bob, likesCount: 1, version: 1 });
       const notification = await author.next((f) => f.type === 'notification');
       expect((notification.data as { notification: Json }).notification).to.include({ type: 'LIKE', isRead: false, message: 'Bob liked "API test post"' });
 
       // Liking again changes nothing and publishes nothing.
-      expect((await call('POST', `/api/posts/${postId}/like`, 'bob')).json).to.deep.equal({ liked: true, likesCount: 1 });
+      expect((await call('POST', `/api/posts/${postId}/like`, 'bob')).json).to.deep.equal({ liked: true, likesCount: 1, version: 1 });
       const before = await prisma.notification.count({ where: { userId: ids.alice } });
       await call('POST', `/api/posts/${postId}/like`, 'alice');
       await watcher.next((f) => f.type === 'post_liked' && (f.data as Json).userId === ids.alice);
@@ -232,8 +238,8 @@ describe('API routes (HTTP against the running app)', function () {
       expect(watcher.pushes(channelName.post(postId)).filter((f) => f.type === 'post_liked')).to.have.length(2);
 
       const unliked = await call('DELETE', `/api/posts/${postId}/like`, 'bob');
-      expect(unliked.json).to.deep.equal({ liked: false, likesCount: 1 });
-      expect((await watcher.next((f) => f.type === 'post_unliked')).data).to.include({ userId: ids.bob, likesCount: 1 });
+      expect(unliked.json).to.deep.equal({ liked: false, likesCount: 1, version: 3 });
+      expect((await watcher.next((f) => f.type === 'post_unliked')).data).to.include({ userId: ids.bob, likesCount: 1, version: 3 });
     });
 
     it('a comment: comment_added on the post channel and a notification; deleting it: comment_deleted', async () => {
@@ -244,13 +250,15 @@ describe('API routes (HTTP against the running app)', function () {
       const comment = json.comment as Json;
       expect(comment).to.include({ postId, authorId: ids.bob, authorName: 'Bob', content: 'Nice one' });
       const added = await watcher.next((f) => f.type === 'comment_added');
-      expect(added.data).to.deep.equal({ comment, commentsCount: 1 });
+      expect(json.version).to.be.a('number');
+      expect(added.data).to.deep.equal({ comment, commentsCount: 1, version: json.version });
       await author.next((f) => f.type === 'notification' && (f.data as { notification: Json }).notification.type === 'COMMENT');
 
       expect((await call('DELETE', `/api/comments/${String(comment.id)}`, 'carol')).status).to.equal(403);
-      expect((await call('DELETE', `/api/comments/${String(comment.id)}`, 'alice')).json).to.deep.equal({ deleted: true, commentsCount: 0 });
+      const version = Number(json.version) + 1;
+      expect((await call('DELETE', `/api/comments/${String(comment.id)}`, 'alice')).json).to.deep.equal({ deleted: true, commentsCount: 0, version });
       const deleted = await watcher.next((f) => f.type === 'comment_deleted');
-      expect(deleted.data).to.deep.equal({ commentId: comment.id, postId, commentsCount: 0 });
+      expect(deleted.data).to.deep.equal({ commentId: comment.id, postId, commentsCount: 0, version });
     });
 
     it('a new locked post: its summary (no content) on the creator channel and feed_update on each active subscriber’s feed', async () => {
@@ -324,8 +332,16 @@ describe('API routes (HTTP against the running app)', function () {
       expect((await tab.next((f) => f.type === 'notification_read' && (f.data as Json).notificationId === null)).data).to.deep.equal({ notificationId: null, unreadCount: 0 });
 
       expect((await call('DELETE', '/api/notifications', 'carol')).json).to.include({ deleted: 5, unreadCount: 0 });
-      expect((await tab.next((f) => f.type === 'notifications_cleared')).data).to.deep.equal({ unreadCount: 0 });
-      expect((await call('GET', '/api/notifications', 'carol')).json).to.deep.equal({ notifications: [], nextCursor: null, unreadCount: 0 });
+      const cleared = await tab.next((f) => f.type === 'notifications_cleared');
+      expect(cleared.data).to.deep.equal({ unreadCount: 0 });
+      // The first page carries the channel's position, read before the rows: here, that of the
+      // last event the tab received.
+      expect((await call('GET', '/api/notifications', 'carol')).json).to.deep.equal({
+        notifications: [],
+        nextCursor: null,
+        unreadCount: 0,
+        position: { offset: cleared.offset, epoch: cleared.epoch },
+      });
     });
   });
 
@@ -347,17 +363,23 @@ describe('API routes (HTTP against the running app)', function () {
   });
 
   describe('when the WebSocket server is down', () => {
-    it('still answers the request that committed, and counts the failed publish', async () => {
-      const before = (await call('GET', '/api/health')).json.publisher as Json;
+    it('still answers the request that committed; its events wait in the outbox, retried', async () => {
       await ws.stop();
       const { status, json } = await call('POST', `/api/posts/${postId}/comments`, 'bob', { content: 'nobody is listening' });
       expect(status).to.equal(201);
       expect(await prisma.comment.count({ where: { id: String((json.comment as Json).id) } })).to.equal(1);
-      const after = (await call('GET', '/api/health')).json.publisher as Json;
-      // comment_added and the author's notification.
-      expect(Number(after.failed) - Number(before.failed)).to.equal(2);
-      expect(after.lastFailureAt).to.be.a('string');
       expect(await prisma.notification.count({ where: { userId: ids.alice, message: { contains: 'nobody is listening' } } })).to.equal(1);
+      // comment_added and the author's notification: unsent, the relay failing and retrying.
+      const waiting = async () =>
+        prisma.outboxEvent.findMany({ where: { sentAt: null, failedAt: null }, orderBy: { id: 'asc' }, select: { type: true, attempts: true, lastError: true } });
+      const deadline = Date.now() + 10_000;
+      while ((await waiting()).some((row) => row.attempts < 2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const rows = await waiting();
+      expect(rows.map((row) => row.type)).to.deep.equal(['comment_added', 'notification']);
+      expect(rows.every((row) => row.attempts >= 2 && row.lastError !== null), JSON.stringify(rows)).to.equal(true);
+      const health = (await call('GET', '/api/health')).json.outbox as Json;
+      expect(health).to.include({ pending: 2, failed: 0 });
+      expect(health.oldestPendingAt).to.be.a('string');
     });
   });
 });
