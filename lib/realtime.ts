@@ -136,10 +136,19 @@ export async function channelPosition(channel: string): Promise<StreamPosition |
   try {
     return await transport().position(channel);
   } catch (error) {
-    log.warn('reading a channel position failed', { channel, error: (error as Error).message });
+    // Every page render and notifications poll asks while the server is down: one line per 10 s.
+    const stats = positionFailures;
+    stats.count += 1;
+    if (Date.now() - stats.loggedAt >= 10_000) {
+      log.warn('reading a channel position failed', { channel, error: (error as Error).message, failuresSinceLastLine: stats.count });
+      stats.loggedAt = Date.now();
+      stats.count = 0;
+    }
     return null;
   }
 }
+
+const positionFailures = { count: 0, loggedAt: 0 };
 
 // ---- notifications ---------------------------------------------------------------------
 

@@ -151,7 +151,8 @@ export class OutboxRelay {
     this.#log = options.log ?? appLog;
     this.#name = options.name ?? 'outbox-relay';
     this.#beforeCommit = options.beforeCommit;
-    this.#pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax ?? 2, idleTimeoutMillis: 10_000 });
+    // A database that does not answer fails a batch after 5 s (then backoff) instead of hanging it.
+    this.#pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax ?? 2, idleTimeoutMillis: 10_000, connectionTimeoutMillis: 5_000 });
     // An idle pooled connection that breaks (database restarted) must not crash the process.
     this.#pool.on('error', (error) => this.#log.warn('outbox relay: idle database connection failed', { relay: this.#name, error: error.message }));
   }
@@ -401,7 +402,7 @@ export class OutboxRelay {
 
   async #connectListener(): Promise<void> {
     if (this.#stopping) return;
-    const client = new pg.Client({ connectionString: this.#databaseUrl, keepAlive: true });
+    const client = new pg.Client({ connectionString: this.#databaseUrl, keepAlive: true, connectionTimeoutMillis: 5_000 });
     const lost = (why: string) => {
       if (this.#listener !== client) return;
       this.#listener = undefined;
@@ -421,7 +422,11 @@ export class OutboxRelay {
     try {
       await client.connect();
       await client.query(`LISTEN ${OUTBOX_NOTIFY_CHANNEL}`);
-      if (this.#listener !== client) return;
+      if (this.#listener !== client) {
+        // Stopped (or lost) while connecting.
+        await client.end().catch(() => {});
+        return;
+      }
       const reconnected = this.#listenerRetries > 0;
       this.#listening = true;
       this.#listenerRetries = 0;
