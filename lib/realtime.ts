@@ -220,6 +220,17 @@ export function publishCommentDeleted(tx: Tx, data: EventData<'comment_deleted'>
   return enqueue(tx, channelName.post(data.postId), 'comment_deleted', data);
 }
 
+// ---- direct messages -------------------------------------------------------------------
+
+/**
+ * A direct message, on the channels of both participants (one row, one event id for both): the
+ * recipient sees it arrive, the sender's other tabs follow. Typing indicators never come through
+ * here: the WebSocket server forwards them from the sender's socket, without history.
+ */
+export function publishDirectMessage(tx: Tx, message: EventData<'message'>['message']) {
+  return enqueue(tx, [channelName.messages(message.recipientId), channelName.messages(message.senderId)], 'message', { message });
+}
+
 // ---- control messages: sessions and entitlements ---------------------------------------
 
 /**

@@ -18,6 +18,7 @@ import type { SessionCheck } from './auth/session-check.ts';
 import type { VerifiedSession } from './auth/session-verifier.ts';
 import { TokenBucket } from './limits/token-bucket.ts';
 import type { Logger } from './logger.ts';
+import { TypingRelay } from './messaging/typing.ts';
 import type { Metrics } from './metrics.ts';
 import { CLOSE_CODES, closeReasonWithRetry, parseClientFrame, type ClientFrame, type RequestId, type ServerFrame } from './protocol/index.ts';
 import { Subscriptions, withId, type SubscriptionsDeps } from './subscriptions.ts';
@@ -60,6 +61,7 @@ export class Connection implements SessionHolder {
   readonly #deps: ConnectionDeps;
   readonly #bucket: TokenBucket;
   readonly #subscriptions: Subscriptions;
+  readonly #typing: TypingRelay;
   #session: VerifiedSession;
   #expiry: DeadlineHandle | undefined;
   #outbound: Buffer[] = [];
@@ -78,6 +80,7 @@ export class Connection implements SessionHolder {
       ...deps,
       limits: { maxSubscriptions: deps.limits.maxSubscriptions, maxBufferedBytes: deps.limits.maxBufferedBytes },
     });
+    this.#typing = new TypingRelay(this, { directory: deps.channelContext.directory, broker: deps.broker, metrics: deps.metrics });
     ws.on('message', (data, isBinary) => {
       // Nothing a client sends may escape as an exception: thrown out of a ws listener it would
       // end the process and every other user's connection with it.
@@ -298,6 +301,8 @@ export class Connection implements SessionHolder {
         return this.#subscriptions.unsubscribe(frame.channel, frame.id);
       case 'refresh':
         return this.#refresh(frame.token, frame.id);
+      case 'typing':
+        return this.#typing.handle(frame);
       default: {
         const unreachable: never = frame;
         throw new Error(`unhandled frame ${JSON.stringify(unreachable)}`);

@@ -13,6 +13,14 @@ export type BrokerMessageHandler = (channel: string, payload: string) => void;
 
 export type BrokerState = 'connecting' | 'ready' | 'down' | 'closed';
 
+/**
+ * `transient`: deliver to the nodes subscribed now and keep nothing: no offset, no history, so a
+ * subscriber that reconnects never gets it replayed (typing indicators). Resolves to null.
+ */
+export interface PublishOptions {
+  transient?: boolean;
+}
+
 export interface BrokerHealth {
   kind: 'redis' | 'memory';
   state: BrokerState;
@@ -30,8 +38,9 @@ export interface Broker {
    * channel's history with the next offset; resolves to its position (null for the control
    * channel, which has no history). `payload` is a JSON object's text; what subscribers receive
    * carries `offset` and `epoch` besides. Rejects when the broker cannot take it now (Redis down).
+   * With `{transient: true}` the event is delivered as it is and kept nowhere (see PublishOptions).
    */
-  publish(channel: string, payload: string): Promise<StreamPosition | null>;
+  publish(channel: string, payload: string, options?: PublishOptions): Promise<StreamPosition | null>;
   /** The channel's position, and up to `limit` events after offset `since` when it is not null. */
   history(channel: string, since: number | null, limit: number): Promise<HistorySlice>;
   /** Called after the broker lost and regained its subscriptions (Redis reconnected): what was

@@ -4,7 +4,7 @@
  * having reached subscribers before `publish` returns.
  */
 import type { StreamPosition } from '../protocol/index.ts';
-import type { Broker, BrokerHealth, BrokerMessageHandler, HistorySlice } from './broker.ts';
+import type { Broker, BrokerHealth, BrokerMessageHandler, HistorySlice, PublishOptions } from './broker.ts';
 import { historyPolicyOf, newEpoch } from './history-script.ts';
 
 type ChannelHistory = { epoch: string; offset: number; events: Array<{ offset: number; payload: string }>; expiresAt: number };
@@ -33,9 +33,10 @@ export class MemoryBroker implements Broker {
     this.#channels.delete(channel);
   }
 
-  async publish(channel: string, payload: string): Promise<StreamPosition | null> {
+  async publish(channel: string, payload: string, options: PublishOptions = {}): Promise<StreamPosition | null> {
     if (this.#closed) throw new Error('broker is closed');
-    const policy = historyPolicyOf(channel);
+    // Transient: delivered as it is, no offset, not kept.
+    const policy = options.transient ? null : historyPolicyOf(channel);
     let body = payload;
     let position: StreamPosition | null = null;
     if (policy) {

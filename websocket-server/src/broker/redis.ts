@@ -10,7 +10,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import type { StreamPosition } from '../protocol/index.ts';
-import type { Broker, BrokerHealth, BrokerMessageHandler, BrokerState, HistorySlice } from './broker.ts';
+import type { Broker, BrokerHealth, BrokerMessageHandler, BrokerState, HistorySlice, PublishOptions } from './broker.ts';
 import { publishWithHistory, readHistory } from './history-script.ts';
 
 export interface RedisBrokerOptions {
@@ -83,7 +83,12 @@ export class RedisBroker implements Broker {
     await this.#subscriber.unsubscribe(this.#prefix + channel);
   }
 
-  async publish(channel: string, payload: string): Promise<StreamPosition | null> {
+  async publish(channel: string, payload: string, options: PublishOptions = {}): Promise<StreamPosition | null> {
+    if (options.transient) {
+      // A plain PUBLISH: no offset, nothing kept (the same as a backend's redis-cli PUBLISH).
+      await this.#publisher.publish(this.#prefix + channel, payload);
+      return null;
+    }
     return publishWithHistory(this.#publisher, this.#prefix, channel, payload);
   }
 

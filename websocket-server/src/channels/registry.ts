@@ -6,6 +6,7 @@
 import { parseChannel, type ChannelKind, type ParsedChannel } from '../protocol/index.ts';
 import { creatorPolicy } from './creator.ts';
 import { feedPolicy } from './feed.ts';
+import { messagesPolicy } from './messages.ts';
 import { notificationsPolicy } from './notifications.ts';
 import type { ChannelContext, ChannelPolicy, Grant, Principal, Refusal } from './policy.ts';
 import { postPolicy } from './post.ts';
@@ -15,6 +16,7 @@ export const policies: Readonly<Record<ChannelKind, ChannelPolicy>> = {
   feed: feedPolicy,
   creator: creatorPolicy,
   post: postPolicy,
+  messages: messagesPolicy,
 };
 
 export type SubscribeDecision =

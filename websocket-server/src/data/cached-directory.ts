@@ -12,10 +12,15 @@
  * - every entry also expires after `ttlMs`, a bound for changes announced nowhere.
  *
  * Notifications are never cached: they are state the client renders, not access.
+ *
+ * Conversation participants are cached apart, without expiry and through `clear()`: a
+ * conversation's two users never change, so no control message can make an entry stale (a
+ * deleted account closes its own sockets). Only found conversations are kept (an unknown id
+ * costs a read each time instead of memory), at most `maxEntries`, oldest first out.
  */
 import { subjectKey, type ControlMessage } from '../protocol/index.ts';
 import { RecentChanges } from '../access/recent-changes.ts';
-import type { Directory, PostAccessFacts, SessionState, SubscriptionFacts } from './directory.ts';
+import type { ConversationParticipants, Directory, PostAccessFacts, SessionState, SubscriptionFacts } from './directory.ts';
 
 export interface CacheStats {
   hit(kind: string): void;
@@ -33,6 +38,7 @@ export class CachedDirectory implements Directory {
   /** Cache keys per user, so "every session of this user" is one lookup. */
   readonly #byUser = new Map<string, Set<string>>();
   readonly #changes = new RecentChanges<true>();
+  readonly #participants = new Map<string, ConversationParticipants>();
 
   constructor(inner: Directory, options: { ttlMs: number; maxEntries?: number; stats?: CacheStats }) {
     this.#inner = inner;
@@ -80,12 +86,32 @@ export class CachedDirectory implements Directory {
     return this.#inner.notificationsAfter(userId, lastId, limit);
   }
 
+  async conversationParticipants(conversationId: string): Promise<ConversationParticipants | null> {
+    const known = this.#participants.get(conversationId);
+    if (known) {
+      this.#stats.hit('conversation');
+      return known;
+    }
+    this.#stats.miss('conversation');
+    const found = await this.#inner.conversationParticipants(conversationId);
+    if (found) {
+      this.#participants.set(conversationId, found);
+      while (this.#participants.size > this.#maxEntries) {
+        const oldest = this.#participants.keys().next().value;
+        if (oldest === undefined) break;
+        this.#participants.delete(oldest);
+      }
+    }
+    return found;
+  }
+
   ping(): Promise<void> {
     return this.#inner.ping();
   }
 
   close(): Promise<void> {
     this.clear();
+    this.#participants.clear();
     return this.#inner.close();
   }
 

@@ -30,6 +30,9 @@ export interface SessionState {
   sessionRevoked: boolean;
 }
 
+/** The two participants of a conversation, in the stored order (userAId < userBId). */
+export type ConversationParticipants = readonly [string, string];
+
 export interface Directory {
   /** One round trip per handshake and per refresh. */
   sessionState(userId: string, sessionId: string | undefined): Promise<SessionState>;
@@ -44,6 +47,11 @@ export interface Directory {
    * `lastId` is not the user's) and the unread count, read in one snapshot.
    */
   notificationsAfter(userId: string, lastId: string, limit: number): Promise<{ notifications: NotificationPayload[]; unreadCount: number }>;
+  /**
+   * The two users of a direct-message conversation, or null when there is no such conversation.
+   * Participants never change once the conversation exists (typing frames, per conversation).
+   */
+  conversationParticipants(conversationId: string): Promise<ConversationParticipants | null>;
   /** Cheap round trip for /health. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,6 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../../../generated/prisma/client.ts';
-import type { Directory, PostAccessFacts, SessionState, SubscriptionFacts } from './directory.ts';
+import type { ConversationParticipants, Directory, PostAccessFacts, SessionState, SubscriptionFacts } from './directory.ts';
 import { toNotificationPayload, type NotificationPayload } from '../protocol/index.ts';
 
 export class PrismaDirectory implements Directory {
@@ -86,6 +86,14 @@ export class PrismaDirectory implements Directory {
       },
       { isolationLevel: 'RepeatableRead' },
     );
+  }
+
+  async conversationParticipants(conversationId: string): Promise<ConversationParticipants | null> {
+    const conversation = await this.#prisma.conversation.findUnique({
+      where: { id: conversationId },
+      select: { userAId: true, userBId: true },
+    });
+    return conversation ? [conversation.userAId, conversation.userBId] : null;
   }
 
   async ping(): Promise<void> {

@@ -6,7 +6,7 @@
  * `post_12`.
  */
 
-export const CHANNEL_KINDS = ['notifications', 'feed', 'creator', 'post'] as const;
+export const CHANNEL_KINDS = ['notifications', 'feed', 'creator', 'post', 'messages'] as const;
 export type ChannelKind = (typeof CHANNEL_KINDS)[number];
 
 /** Ids are database ids (cuid) or numbers; 64 characters is far above either. */
@@ -46,4 +46,6 @@ export const channelName = {
   feed: (userId: string) => `feed_${userId}`,
   creator: (creatorId: string) => `creator_${creatorId}`,
   post: (postId: string) => `post_${postId}`,
+  /** The user's direct messages and typing indicators (that user only). */
+  messages: (userId: string) => `messages_${userId}`,
 } as const satisfies Record<ChannelKind, (id: string) => string>;

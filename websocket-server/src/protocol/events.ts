@@ -65,6 +65,22 @@ export const commentSchema = z.looseObject({
 });
 export type CommentPayload = z.infer<typeof commentSchema>;
 
+/** Longest direct message body (characters); the database column has the same bound. */
+export const MAX_MESSAGE_LENGTH = 2000;
+
+/** A direct message as the API answers it and `messages_` pushes it (lib/domain/messages.ts). */
+export const directMessageSchema = z.looseObject({
+  id,
+  conversationId: id,
+  senderId: id,
+  senderName: z.string().max(200),
+  recipientId: id,
+  body: z.string().min(1).max(MAX_MESSAGE_LENGTH),
+  createdAt: isoDate,
+  readAt: isoDate.nullable(),
+});
+export type DirectMessagePayload = z.infer<typeof directMessageSchema>;
+
 export const eventDataSchemas = {
   notification: z.looseObject({ notification: notificationSchema }),
   /** notificationId null means "all of them" (mark all read). */
@@ -98,6 +114,14 @@ export const eventDataSchemas = {
     postId: id,
     post: postSummarySchema.optional(),
   }),
+  /** A direct message, on the channels of both participants (`messages_{userId}`). */
+  message: z.looseObject({ message: directMessageSchema }),
+  /**
+   * A participant started (`typing: true`) or stopped typing, on the other participant's
+   * channel only. Sent by the server from a client's `typing` frame, never kept in history; a
+   * client clears the indicator after a few seconds without another `typing: true`.
+   */
+  typing: z.looseObject({ conversationId: id, userId: id, typing: z.boolean() }),
 } as const;
 
 export type EventType = keyof typeof eventDataSchemas;

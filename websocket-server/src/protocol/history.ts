@@ -32,6 +32,9 @@ export const HISTORY_POLICIES: Readonly<Record<ChannelKind, HistoryPolicy>> = {
   feed: { size: 200, ttlSeconds: 24 * 3600 },
   creator: { size: 200, ttlSeconds: 24 * 3600 },
   post: { size: 200, ttlSeconds: 15 * 60 },
+  // Like notifications: the messages are in the database too (the thread refetches on
+  // `recovered: false`). Typing indicators are published without history and never kept.
+  messages: { size: 500, ttlSeconds: 7 * 24 * 3600 },
 };
 
 /** Most events one recovery replays; a client further behind reloads its state instead. */

@@ -40,6 +40,18 @@ export const clientFrameSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('ping'), id: requestIdSchema.optional() }),
   /** A fresh session token of the same user, sent before the current one expires. */
   z.strictObject({ type: z.literal('refresh'), token: z.string().min(1).max(MAX_TOKEN_LENGTH), id: requestIdSchema.optional() }),
+  /**
+   * The sender is typing (true) or stopped (false) in a conversation it takes part in: the server
+   * forwards it as a `typing` event to the other participant's `messages_` channel, never stored.
+   * No reply when forwarded; `forbidden` (not a participant, or no such conversation) and
+   * `rate_limited` (more than 2 a second for one conversation) are answered as errors.
+   */
+  z.strictObject({
+    type: z.literal('typing'),
+    conversationId: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'not a valid conversation id'),
+    typing: z.boolean(),
+    id: requestIdSchema.optional(),
+  }),
 ]);
 export type ClientFrame = z.infer<typeof clientFrameSchema>;
 const CLIENT_FRAME_TYPES: readonly string[] = clientFrameSchema.options.map((option) => option.shape.type.value);

@@ -44,6 +44,9 @@ class ScriptedDirectory implements Directory {
   async notificationsAfter() {
     return { notifications: [], unreadCount: 0 };
   }
+  async conversationParticipants() {
+    return null;
+  }
   async ping() {}
   async close() {}
 }
