@@ -6,6 +6,12 @@
  * deliver them first, in order. When the history no longer holds them, the channel's members are
  * told to subscribe again (`unsubscribed`, reason `resubscribe`): their own `since` then gets
  * `recovered: false` and they reload their state.
+ *
+ * A new epoch (the history was reset) is replayed from its start only when this node's
+ * subscriber stayed connected since the channel's last delivery: then nothing of the old epoch
+ * can have been missed (the keys expired on a quiet channel). After a broker reconnect the old
+ * epoch's tail may never have reached this node (its link was down while Redis still took
+ * events, then Redis restarted without persistence), and nobody can tell: members resubscribe.
  */
 import type { Broker } from '../broker/broker.ts';
 import type { Logger } from '../logger.ts';
@@ -13,7 +19,8 @@ import type { Metrics } from '../metrics.ts';
 import { MAX_RECOVERY_EVENTS, type StreamPosition } from '../protocol/index.ts';
 import { parsePush, type ParsedPush } from './push-frames.ts';
 
-type Track = { position: StreamPosition; filling: boolean; queue: ParsedPush[] };
+/** `generation`: the broker connection (counted by reconnects) this track's position is continuous on. */
+type Track = { position: StreamPosition; filling: boolean; queue: ParsedPush[]; generation: number };
 
 export interface ContinuityTarget {
   /** Hands a push to the channel's members. */
@@ -30,6 +37,8 @@ export class Continuity {
   readonly #target: ContinuityTarget;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
+  /** Bumped on every broker reconnect. */
+  #generation = 0;
 
   constructor(broker: Broker, target: ContinuityTarget, metrics: Metrics, logger: Logger) {
     this.#broker = broker;
@@ -40,7 +49,7 @@ export class Continuity {
 
   /** A subscriber read the channel's position: track from there if this node was not yet. */
   observe(channel: string, position: StreamPosition): void {
-    if (!this.#tracks.has(channel)) this.#tracks.set(channel, { position: { ...position }, filling: false, queue: [] });
+    if (!this.#tracks.has(channel)) this.#tracks.set(channel, { position: { ...position }, filling: false, queue: [], generation: this.#generation });
   }
 
   /** The channel's last member on this node left. */
@@ -57,7 +66,7 @@ export class Continuity {
     }
     const track = this.#tracks.get(channel);
     if (!track) {
-      this.#tracks.set(channel, { position: { offset, epoch }, filling: false, queue: [] });
+      this.#tracks.set(channel, { position: { offset, epoch }, filling: false, queue: [], generation: this.#generation });
       this.#target.deliver(channel, push);
       return;
     }
@@ -68,6 +77,8 @@ export class Continuity {
     if (epoch === track.position.epoch && offset <= track.position.offset) return; // already delivered
     if (epoch === track.position.epoch && offset === track.position.offset + 1) {
       track.position.offset = offset;
+      // The next event, on the current connection: nothing before it is missing.
+      track.generation = this.#generation;
       this.#target.deliver(channel, push);
       return;
     }
@@ -78,6 +89,8 @@ export class Continuity {
 
   /** After a broker reconnect: every channel with members is brought up to date. */
   async recoverAll(): Promise<void> {
+    // Every position from before this instant may be missing events: none is continuous now.
+    this.#generation++;
     const channels = this.#target.channels();
     this.#logger.info('recovering channels after a broker reconnect', { channels: channels.length });
     await Promise.all(
@@ -90,19 +103,27 @@ export class Continuity {
 
   async #fill(channel: string, track: Track, why: 'gap' | 'reconnect'): Promise<void> {
     track.filling = true;
+    const generation = this.#generation;
     try {
       let slice = await this.#broker.history(channel, track.position.offset, MAX_RECOVERY_EVENTS);
+      let continuous = true;
       if (slice.position.epoch !== track.position.epoch) {
-        // History was reset (Redis restarted without persistence): the new epoch from its start.
-        track.position = { offset: 0, epoch: slice.position.epoch };
-        slice = await this.#broker.history(channel, 0, MAX_RECOVERY_EVENTS);
+        // History was reset (keys expired, or Redis restarted without persistence). Without a
+        // reconnect since the last delivery nothing of the old epoch was missed: the new epoch
+        // from its start. After one, the old epoch's tail may be lost (see the header).
+        continuous = track.generation === generation;
+        if (continuous) {
+          track.position = { offset: 0, epoch: slice.position.epoch };
+          slice = await this.#broker.history(channel, 0, MAX_RECOVERY_EVENTS);
+        }
       }
       const missing = slice.position.offset - track.position.offset;
-      const complete = missing <= 0 || (slice.events.length === missing && slice.events[0]?.offset === track.position.offset + 1);
+      const complete = continuous && (missing <= 0 || (slice.events.length === missing && slice.events[0]?.offset === track.position.offset + 1));
       if (!complete && this.#tracks.get(channel) === track) {
         this.#metrics.recoveries.inc({ outcome: 'lost', trigger: why });
         this.#logger.warn('history no longer covers what this node missed; members resubscribe', { channel, from: track.position, now: slice.position });
         track.position = { ...slice.position };
+        track.generation = generation;
         this.#target.lost(channel);
       } else {
         let replayed = 0;
@@ -114,6 +135,7 @@ export class Continuity {
           this.#target.deliver(channel, parsed.push);
           replayed++;
         }
+        track.generation = generation;
         if (replayed > 0 || why === 'gap') this.#metrics.recoveries.inc({ outcome: 'recovered', trigger: why });
         if (replayed > 0) this.#logger.info('delivered events this node had missed', { channel, replayed, why });
       }
