@@ -45,6 +45,9 @@ import { PublishRefusedError, type Transport } from './transport.ts';
 
 /** The channel the outbox trigger notifies (see the outbox migration). */
 export const OUTBOX_NOTIFY_CHANNEL = 'fonana_outbox';
+/** PostgreSQL application_name of the relay's connections (pg_stat_activity). */
+export const RELAY_APPLICATION_NAME = 'fonana-outbox-relay';
+export const LISTENER_APPLICATION_NAME = 'fonana-outbox-listen';
 
 export type RelayLog = Pick<typeof appLog, 'debug' | 'info' | 'warn' | 'error'>;
 
@@ -152,7 +155,13 @@ export class OutboxRelay {
     this.#name = options.name ?? 'outbox-relay';
     this.#beforeCommit = options.beforeCommit;
     // A database that does not answer fails a batch after 5 s (then backoff) instead of hanging it.
-    this.#pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax ?? 2, idleTimeoutMillis: 10_000, connectionTimeoutMillis: 5_000 });
+    this.#pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: options.poolMax ?? 2,
+      idleTimeoutMillis: 10_000,
+      connectionTimeoutMillis: 5_000,
+      application_name: RELAY_APPLICATION_NAME,
+    });
     // An idle pooled connection that breaks (database restarted) must not crash the process.
     this.#pool.on('error', (error) => this.#log.warn('outbox relay: idle database connection failed', { relay: this.#name, error: error.message }));
   }
@@ -402,7 +411,12 @@ export class OutboxRelay {
 
   async #connectListener(): Promise<void> {
     if (this.#stopping) return;
-    const client = new pg.Client({ connectionString: this.#databaseUrl, keepAlive: true, connectionTimeoutMillis: 5_000 });
+    const client = new pg.Client({
+      connectionString: this.#databaseUrl,
+      keepAlive: true,
+      connectionTimeoutMillis: 5_000,
+      application_name: LISTENER_APPLICATION_NAME,
+    });
     const lost = (why: string) => {
       if (this.#listener !== client) return;
       this.#listener = undefined;

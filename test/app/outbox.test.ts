@@ -8,7 +8,7 @@
  *   is back the relay delivers them, in order, to subscribed clients;
  * - two relays draining one outbox of 500 events publish each exactly once;
  * - an idle relay wakes on NOTIFY (the added latency, row createdAt → a subscriber's receipt, is
- *   printed: p50/p99 over 200 events);
+ *   printed: p50/p99 over 200 events), and again after its LISTEN connection was cut;
  * - a relay killed between publish and commit leaves the row unsent, and the next relay sends it
  *   again with the same event id;
  * - control messages go through the outbox to `$control`, without history; a transaction that
@@ -20,6 +20,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { createPrismaClient, type PrismaClient } from '../../lib/db/prisma-client.ts';
 import { announceSubscriptionChange, enqueue, publishPostLiked } from '../../lib/realtime.ts';
+import { LISTENER_APPLICATION_NAME } from '../../lib/realtime/outbox-relay.ts';
 import { TestClient, type Frame } from '../../websocket-server/test/support/client.ts';
 import { startServer, type ServerProcess } from '../../websocket-server/test/support/server-process.ts';
 import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts';
@@ -97,6 +98,10 @@ async function until<T>(what: string, probe: () => Promise<T | null | undefined 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** What the outbox sends on post channels (the server may push others of its own, such as presence). */
+const POST_EVENTS = new Set(['post_liked', 'post_unliked', 'comment_added', 'comment_deleted', 'post_deleted']);
+const postEvents = (client: TestClient, channel?: string) => client.pushes(channel).filter((f) => POST_EVENTS.has(f.type));
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
@@ -256,13 +261,13 @@ describe('the transactional outbox (app, relays, WebSocket server)', function ()
       const health = (await (await fetch(`${app.url}/api/health`)).json()) as { outbox: Json };
       expect(health.outbox).to.include({ pending: 7, failed: 0 });
       expect(Number(health.outbox.maxAttempts)).to.be.at.least(3);
-      expect(watcher.pushes()).to.deep.equal([]);
+      expect(postEvents(watcher)).to.deep.equal([]);
       expect(author.pushes(channelName.notifications(alice.id)).filter((f) => f.type === 'notification')).to.deep.equal([]);
 
       // Back: everything arrives, in order, with the ids of the outbox rows.
       gate.open();
       const onPost = await until('the four post events', async () => {
-        const pushes = watcher.pushes(channelName.post(post.id));
+        const pushes = postEvents(watcher, channelName.post(post.id));
         return pushes.length >= 4 ? pushes : null;
       }, 20_000);
       const sent = await outboxRows();
@@ -300,13 +305,13 @@ describe('the transactional outbox (app, relays, WebSocket server)', function ()
     );
     const ids = new Set((await outboxRows(`'${channel}' = ANY("channels")`)).map((r) => r.eventId));
     expect(ids.size).to.equal(total);
-    await until('every event at the subscriber', async () => new Set(watcher.pushes(channel).map((f) => f.id)).size >= total, 30_000);
+    await until('every event at the subscriber', async () => new Set(postEvents(watcher, channel).map((f) => f.id)).size >= total, 30_000);
     await until('every row marked sent', async () => (await outboxRows('"sentAt" IS NULL')).length === 0);
     // Anything sent twice would have followed its first copy by now: a ping's round trip after
     // the last commit.
     await watcher.request({ type: 'ping' });
     await new Promise((r) => setTimeout(r, 300));
-    const received = watcher.pushes(channel).map((f) => f.id);
+    const received = postEvents(watcher, channel).map((f) => f.id);
     expect(received).to.have.length(total);
     expect(new Set(received)).to.deep.equal(ids);
     await Promise.all([a!.stop(), b!.stop()]);
@@ -347,6 +352,32 @@ describe('the transactional outbox (app, relays, WebSocket server)', function ()
     expect(notified.finalCounts()).to.include({ polls: 0 });
   });
 
+  it('the LISTEN connection, cut by the database, comes back: NOTIFY wakes the relay again', async function () {
+    const author = await user('Listen', true);
+    const reader = await user('Ear');
+    const post = await prisma.post.create({ data: { authorId: author.id, title: 'Listen post', content: 'Public.' } });
+    const channel = channelName.post(post.id);
+    const watcher = await socketAs(reader.id, channel);
+    const listener = await relay({ OUTBOX_POLL_INTERVAL_MS: '60000', OUTBOX_RELAY_NAME: 'relay-listen' });
+    const listenPids = () =>
+      prisma.$queryRaw<Array<{ pid: number }>>`
+        SELECT pid FROM pg_stat_activity WHERE application_name = ${LISTENER_APPLICATION_NAME} AND datname = current_database()`;
+    const [before] = await listenPids();
+    expect(before, 'the relay LISTENs on a connection of its own').to.not.equal(undefined);
+    await prisma.$queryRaw`SELECT pg_terminate_backend(${before!.pid}::int)`;
+    const after = await until('a new LISTEN connection', async () => {
+      const pids = await listenPids();
+      return pids.length === 1 && pids[0]!.pid !== before!.pid ? pids[0] : null;
+    });
+    expect(after!.pid).not.to.equal(before!.pid);
+    await until('the relay to LISTEN again', async () => listener.log().includes('listening again'));
+    const sent = Date.now();
+    await prisma.$transaction((tx) => publishPostLiked(tx, { postId: post.id, userId: reader.id, likesCount: 1, version: 1 }));
+    await watcher.next((f) => f.type === 'post_liked', 3_000);
+    expect(Date.now() - sent, 'woken by NOTIFY, not the 60 s poll').to.be.below(2_000);
+    expect(listener.log()).to.include('LISTEN connection lost');
+  });
+
   it('a relay killed between publish and commit: the row stays unsent, and the next relay sends it again with the same id', async function () {
     const author = await user('Crash', true);
     const reader = await user('Witness');
@@ -362,7 +393,7 @@ describe('the transactional outbox (app, relays, WebSocket server)', function ()
 
     await relay({ OUTBOX_RELAY_NAME: 'relay-next' });
     const copies = await until('the second copy', async () => {
-      const pushes = watcher.pushes(channel);
+      const pushes = postEvents(watcher, channel);
       return pushes.length >= 2 ? pushes : null;
     });
     expect(copies.map((f) => f.id)).to.deep.equal([first.id, first.id]);
@@ -402,7 +433,7 @@ describe('the transactional outbox (app, relays, WebSocket server)', function ()
       const unliked = await watcher.next((f) => f.type === 'post_unliked');
       expect(unliked.data).to.deep.equal({ postId: post.id, userId: reader.id, likesCount: 0, version: 1 });
       expect(recorder.messages, 'only the committed one').to.have.length(1);
-      expect(watcher.pushes().map((f) => f.type), 'the rolled-back like never left').to.deep.equal(['post_unliked']);
+      expect(postEvents(watcher).map((f) => f.type), 'the rolled-back like never left').to.deep.equal(['post_unliked']);
       expect(await redis.exists(`${prefix}history:{$control}:meta`, `${prefix}history:{$control}:stream`)).to.equal(0);
       // An event that does not match the protocol is refused at enqueue time: no row.
       const before = (await outboxRows()).length;
