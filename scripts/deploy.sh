@@ -5,7 +5,7 @@
 #      that the server build loads — before anything running is touched,
 #   3. applies the database migrations (write them backward compatible: old processes keep
 #      serving until they are replaced),
-#   4. `pm2 startOrReload ecosystem.config.cjs --update-env`: starts what is not running;
+#   4. `pm2 startOrReload ecosystem.config.js --update-env`: starts what is not running;
 #      fonana-ws (cluster mode) is replaced one process at a time, each new one ready before an
 #      old one drains (its clients get 1001 and reconnect); fonana (fork mode) restarts,
 #   5. waits for /health of fonana-ws (and for the app to answer), then `pm2 save`.
@@ -71,7 +71,7 @@ pm2="$(pm2_bin)"
 only_args=()
 [ -n "$only" ] && only_args=(--only "$only")
 reload_started=$SECONDS
-"$pm2" startOrReload ecosystem.config.cjs --update-env "${only_args[@]}"
+"$pm2" startOrReload ecosystem.config.js --update-env "${only_args[@]}"
 ok "pm2 startOrReload done in $((SECONDS - reload_started)) s (PM2_HOME=${PM2_HOME:-~/.pm2})"
 
 step "Health"

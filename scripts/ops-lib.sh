@@ -2,7 +2,7 @@
 # Sourced, not run. Everything runs from the repository root.
 
 OPS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# Where the compiled WebSocket server goes; ecosystem.config.cjs reads the same variable.
+# Where the compiled WebSocket server goes; ecosystem.config.js reads the same variable.
 WS_DIST_DIR="${WS_DIST_DIR:-websocket-server/dist}"
 export WS_DIST_DIR
 

@@ -1,13 +1,15 @@
 /**
- * ecosystem.config.cjs under a real PM2 daemon (its own PM2_HOME in a temp dir): fonana-ws
- * compiled to JavaScript, two processes in cluster mode on one port, events fanned out through
- * Redis, and a `pm2 reload` that clients survive with one reconnect. `pm2 kill` at the end
- * leaves nothing running.
+ * ecosystem.config.js under a real PM2 daemon (its own PM2_HOME in a temp dir): fonana-ws
+ * compiled to JavaScript, two processes in cluster mode on one port, each also scraped on its
+ * own METRICS_PORT + n, events fanned out through Redis, the outbox relay beside them, and a
+ * `pm2 reload` that clients survive with one reconnect. `pm2 kill` at the end leaves nothing
+ * running.
  *
  * The Next.js app (`fonana`) runs from the end-to-end tests' build (test/e2e/support, built
  * once per test run into .next/e2e and reused while fresh), selected with NEXT_DIST_DIR.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -25,13 +27,14 @@ import { until } from './support/wait.ts';
 
 const INSTANCES = 2;
 
-describe('PM2 (ecosystem.config.cjs)', function () {
+describe('PM2 (ecosystem.config.js)', function () {
   this.timeout(120_000);
 
   let build: ServerBuild;
   let pm2: Pm2;
   let logDir: string;
   let port: number;
+  let metricsPort: number;
   let httpUrl: string;
   let wsUrl: string;
   let appUrl: string;
@@ -45,6 +48,7 @@ describe('PM2 (ecosystem.config.cjs)', function () {
     [build] = await Promise.all([buildServer(), ensureAppBuilt()]);
     logDir = await mkdtemp(path.join(tmpdir(), 'fonana-logs-'));
     port = await freePort();
+    metricsPort = await freePortPair();
     const appPort = await freePort();
     httpUrl = `http://127.0.0.1:${port}`;
     wsUrl = `ws://127.0.0.1:${port}/ws`;
@@ -57,7 +61,9 @@ describe('PM2 (ecosystem.config.cjs)', function () {
       WS_INSTANCES: String(INSTANCES),
       WS_PORT: String(port),
       WS_HOST: '127.0.0.1',
-      // Required with NODE_ENV=production (ecosystem.config.cjs sets it): the app's origin.
+      // On by default (9610); a port of this run's own, so concurrent runs never collide.
+      METRICS_PORT: String(metricsPort),
+      // Required with NODE_ENV=production (ecosystem.config.js sets it): the app's origin.
       ALLOWED_ORIGINS: appUrl,
       WS_DIST_DIR: build.distDir,
       LOG_DIR: logDir,
@@ -85,8 +91,8 @@ describe('PM2 (ecosystem.config.cjs)', function () {
     if (logDir) await rm(logDir, { recursive: true, force: true });
   });
 
-  it(`pm2 start brings up both apps healthy: fonana, and fonana-ws compiled in cluster mode (${INSTANCES} processes, one port)`, async function () {
-    const { stdout } = await pm2.run(['start', 'ecosystem.config.cjs']);
+  it(`pm2 start ecosystem.config.js brings up every app healthy: fonana, fonana-outbox, and fonana-ws compiled in cluster mode (${INSTANCES} processes, one port)`, async function () {
+    const { stdout } = await pm2.run(['start', 'ecosystem.config.js']);
     expect(stdout).to.match(/waiting for app to be ready/);
     const processes = await pm2.list();
     const ws = processes.filter((p) => p.name === 'fonana-ws');
@@ -97,6 +103,7 @@ describe('PM2 (ecosystem.config.cjs)', function () {
       expect(p.execPath).to.equal(build.entry);
     }
     expect(processes.filter((p) => p.name === 'fonana').map((p) => `${p.status}/${p.execMode}`)).to.deep.equal(['online/fork_mode']);
+    expect(processes.filter((p) => p.name === 'fonana-outbox').map((p) => `${p.status}/${p.execMode}`)).to.deep.equal(['online/fork_mode']);
 
     // Each fresh connection goes to the next process (round robin): both answer /health.
     const nodeIds = new Set<unknown>();
@@ -105,6 +112,8 @@ describe('PM2 (ecosystem.config.cjs)', function () {
       if (answer?.status === 200 && answer.body.status === 'ok') nodeIds.add(answer.body.nodeId);
       return nodeIds.size === INSTANCES;
     });
+    // METRICS_PORT + n: process n on its own port, the same processes as behind the shared one.
+    expect(new Set(await monitoredNodeIds())).to.deep.equal(nodeIds);
     // next start does not tell PM2 when it is ready: poll its health route.
     await until('the app to answer /api/health', async () => {
       const response = await fetch(`${appUrl}/api/health`, { signal: AbortSignal.timeout(2_000) }).catch(() => null);
@@ -181,6 +190,13 @@ describe('PM2 (ecosystem.config.cjs)', function () {
 
     const postId = await publishFeedUpdate(httpUrl, channel);
     await client.next((f) => f.type === 'feed_update' && (f.data as { postId?: string }).postId === postId);
+    // The new process n took over METRICS_PORT + n (shared through PM2's cluster master while
+    // the old one drained): each port now names one of the new processes.
+    const newNodeIds = await until('the monitoring ports to name the new processes', async () => {
+      const ids = await monitoredNodeIds().catch(() => null);
+      return ids && ids.every((id) => after.some((p) => id.endsWith(`:${p.pid}`))) && new Set(ids).size === INSTANCES ? ids : null;
+    });
+    expect(newNodeIds).to.have.length(INSTANCES);
     // Without the 'ready' message PM2 would wait listen_timeout (15 s) per process before
     // stopping the old one; with it a reload of 2 processes takes ~1.5 s here.
     expect(ms, 'pm2 reload duration').to.be.below(15_000);
@@ -199,9 +215,40 @@ describe('PM2 (ecosystem.config.cjs)', function () {
 
   it('pm2 kill stops every process', async function () {
     const pids = (await pm2.list()).map((p) => p.pid);
-    expect(pids).to.have.length(INSTANCES + 1);
+    // fonana-ws × INSTANCES, fonana, fonana-outbox.
+    expect(pids).to.have.length(INSTANCES + 2);
     await pm2.kill();
     await until('every app process to exit', async () => pids.every((pid) => !isAlive(pid)), 15_000);
     await until('the ports to be free', async () => (await health(httpUrl)) === null && (await fetch(appUrl).catch(() => null)) === null);
+    expect(await health(`http://127.0.0.1:${metricsPort}`), 'the monitoring port').to.equal(null);
   });
+
+  /** The nodeId of the process behind each monitoring port, METRICS_PORT + 0 … INSTANCES − 1;
+   * its /metrics there is Prometheus text. */
+  async function monitoredNodeIds(): Promise<string[]> {
+    return Promise.all(
+      Array.from({ length: INSTANCES }, async (_, n) => {
+        const base = `http://127.0.0.1:${metricsPort + n}`;
+        const answer = await health(base);
+        if (answer?.status !== 200) throw new Error(`${base}/health answered ${answer?.status ?? 'nothing'}`);
+        const metrics = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(2_000) });
+        expect(metrics.status).to.equal(200);
+        expect(await metrics.text()).to.match(/^ws_connections \d+$/m);
+        return String(answer.body.nodeId);
+      }),
+    );
+  }
 });
+
+/** A free port whose successor is free too (METRICS_PORT + 0 and + 1). */
+async function freePortPair(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    const server = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port + 1, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free && port < 65_535) return port;
+  }
+}

@@ -13,7 +13,7 @@ import { repoRoot, tscBin } from './paths.ts';
 import { runOk } from './run.ts';
 
 export interface ServerBuild {
-  /** What WS_DIST_DIR should be set to (ecosystem.config.cjs, scripts). */
+  /** What WS_DIST_DIR should be set to (ecosystem.config.js, scripts). */
   distDir: string;
   entry: string;
   ms: number;

@@ -6,7 +6,7 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const pm2Bin = path.join(repoRoot, 'node_modules/pm2/bin/pm2');
 export const tscBin = path.join(repoRoot, 'node_modules/typescript/bin/tsc');
 export const tsxBin = path.join(repoRoot, 'node_modules/tsx/dist/cli.mjs');
-export const ecosystemFile = path.join(repoRoot, 'ecosystem.config.cjs');
+export const ecosystemFile = path.join(repoRoot, 'ecosystem.config.js');
 
 /** The environment of this test process without what would leak into child tools: mocha's
  * TypeScript loader must not reach processes that are meant to run plain JavaScript. */

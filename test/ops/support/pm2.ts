@@ -28,11 +28,13 @@ export class Pm2 {
     this.#env = env;
   }
 
-  /** `env` is what the CLI (and so the daemon and its apps) runs with. */
+  /** `env` is what the CLI (and so the daemon and its apps) runs with. METRICS_PORT is off
+   * unless `env` names one: ecosystem.config.js turns it on at the fixed 9610 + n, which two
+   * test runs at once would both try to bind. */
   static async create(env: Record<string, string | undefined>): Promise<Pm2> {
     // Short path: PM2 puts its unix sockets here (108-byte limit on socket paths).
     const home = await mkdtemp(path.join(tmpdir(), 'pm2-'));
-    return new Pm2(home, cleanEnv({ ...env, PM2_HOME: home }));
+    return new Pm2(home, cleanEnv({ METRICS_PORT: '', ...env, PM2_HOME: home }));
   }
 
   get env(): NodeJS.ProcessEnv {
