@@ -45,7 +45,14 @@ describe('PM2 (ecosystem.config.js)', function () {
 
   before(async function () {
     this.timeout(300_000);
-    [build] = await Promise.all([buildServer(), ensureAppBuilt()]);
+    // Both at once; the server build is kept (and removed in `after`) even when the app's fails.
+    const building = buildServer();
+    building.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+    try {
+      await ensureAppBuilt();
+    } finally {
+      build = await building;
+    }
     logDir = await mkdtemp(path.join(tmpdir(), 'fonana-logs-'));
     port = await freePort();
     metricsPort = await freePortPair();
