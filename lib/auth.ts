@@ -168,7 +168,18 @@ export function authOptions(): NextAuthOptions {
           token.auth_time = Math.floor(Date.now() / 1000);
           return token;
         }
-        const dead = await deadSessionReason(token);
+        let dead: DeadSessionReason | null;
+        try {
+          dead = await deadSessionReason(token);
+        } catch (error) {
+          // The database cannot say whether the session was ended. Refusing it would sign every
+          // user out during a database outage (next-auth deletes the cookie of a refused session);
+          // keeping it costs nothing the outage does not already stop: every route that acts
+          // needs the database and answers 503, and the WebSocket server refuses handshakes (1013)
+          // until it can check the session itself.
+          log.warn('session check skipped: database unavailable', { userId: token.sub, error: (error as Error).message });
+          return token;
+        }
         if (dead) {
           log.debug('session refused', { userId: token.sub, reason: dead });
           return {};

@@ -2,6 +2,7 @@
  * Wraps a route handler: resolves the dynamic params, turns `ApiError`s into JSON answers and
  * anything unexpected into a 500 that is logged but says nothing about the internals.
  */
+import { isDatabaseUnavailable } from '../domain/prisma-errors.ts';
 import { ApiError } from './errors.ts';
 
 type Params = Record<string, string | string[] | undefined>;
@@ -17,6 +18,15 @@ export function apiRoute(handler: Handler) {
         return Response.json(
           { error: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) },
           { status: error.status },
+        );
+      }
+      if (isDatabaseUnavailable(error)) {
+        // Nothing was committed (a transaction that cannot reach the database does not commit):
+        // say so, and when to try again, instead of a bare 500.
+        console.error(JSON.stringify({ level: 'error', msg: 'database unavailable', method: request.method, path: new URL(request.url).pathname }));
+        return Response.json(
+          { error: 'unavailable', message: 'the database is unreachable; nothing was saved, retry shortly' },
+          { status: 503, headers: { 'retry-after': '5' } },
         );
       }
       console.error(
