@@ -39,6 +39,8 @@ export class Continuity {
   readonly #metrics: Metrics;
   /** Bumped on every broker reconnect. */
   #generation = 0;
+  /** Pushes that already triggered a history read (see accept). */
+  readonly #triedFill = new WeakSet<ParsedPush>();
 
   constructor(broker: Broker, target: ContinuityTarget, metrics: Metrics, logger: Logger) {
     this.#broker = broker;
@@ -82,7 +84,15 @@ export class Continuity {
       this.#target.deliver(channel, push);
       return;
     }
-    // A gap, or a new epoch that does not start at 1: read what is missing first.
+    // A gap, or a new epoch that does not start at 1: read what is missing first. A push that
+    // already made us read history and still does not follow is ahead of anything history knows
+    // (a plain PUBLISH that carries a made-up offset): drop it instead of reading again forever.
+    if (this.#triedFill.has(push)) {
+      this.#metrics.eventsReceived.inc({ outcome: 'invalid' });
+      this.#logger.warn('dropped an event whose offset is ahead of the channel’s history', { channel, offset, epoch });
+      return;
+    }
+    this.#triedFill.add(push);
     track.queue.push(push);
     void this.#fill(channel, track, 'gap');
   }
