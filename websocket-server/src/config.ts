@@ -9,6 +9,17 @@ const commaList = z
   .optional()
   .transform((value) => (value ?? '').split(',').map((s) => s.trim()).filter(Boolean));
 
+/** `host:port,host:port` (IPv4 or a name; IPv6 would need brackets and is not accepted). */
+const hostPortList = commaList.pipe(
+  z.array(
+    z
+      .string()
+      .regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')
+      .transform((entry) => ({ host: entry.slice(0, entry.lastIndexOf(':')), port: Number(entry.slice(entry.lastIndexOf(':') + 1)) }))
+      .refine(({ port }) => port >= 1 && port <= 65535, 'port must be 1–65535'),
+  ),
+);
+
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const envSchema = z.object({
@@ -20,7 +31,14 @@ const envSchema = z.object({
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(100).default(10),
   /** Without it the server uses an in-process broker: one machine, `POST /publish` only. */
   REDIS_URL: z.string().optional(),
-  /** Prefix of every Redis pub/sub channel; publishers use `PUBLISH <prefix><channel>`. */
+  /**
+   * Redis Cluster seed nodes, `host:port,host:port`: sharded pub/sub (SSUBSCRIBE/SPUBLISH on
+   * `<prefix>{<channel>}`) across the cluster's masters, for when one Redis is the limit. Takes
+   * precedence over REDIS_URL.
+   */
+  REDIS_CLUSTER_NODES: hostPortList,
+  /** Prefix of every Redis pub/sub channel; publishers use `PUBLISH <prefix><channel>`
+   * (with REDIS_CLUSTER_NODES: `SPUBLISH <prefix>{<channel>}`). */
   REDIS_CHANNEL_PREFIX: z.string().default('ws:'),
   NEXTAUTH_SECRET: z.string().min(1, 'NEXTAUTH_SECRET is required (the Next.js app’s secret)'),
   /** Bearer secret for `POST /publish`; the endpoint answers 503 when it is not set. */
@@ -80,6 +98,8 @@ export type Config = {
   databaseUrl: string;
   databasePoolMax: number;
   redisUrl: string | undefined;
+  /** Empty unless REDIS_CLUSTER_NODES is set. */
+  redisClusterNodes: ReadonlyArray<{ host: string; port: number }>;
   redisChannelPrefix: string;
   nextAuthSecret: string;
   publishSecret: string | undefined;
@@ -134,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
     redisUrl: e.REDIS_URL,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES,
     redisChannelPrefix: e.REDIS_CHANNEL_PREFIX,
     nextAuthSecret: e.NEXTAUTH_SECRET,
     publishSecret: e.WS_PUBLISH_SECRET,

@@ -10,6 +10,7 @@ import { SessionVerifier } from './auth/session-verifier.ts';
 import type { Broker } from './broker/broker.ts';
 import { MemoryBroker } from './broker/memory.ts';
 import { RedisBroker } from './broker/redis.ts';
+import { RedisClusterBroker } from './broker/redis-cluster.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { CachedDirectory } from './data/cached-directory.ts';
 import { PrismaDirectory } from './data/prisma-directory.ts';
@@ -48,7 +49,12 @@ async function main(): Promise<void> {
   if (config.allowedOrigins.length === 0) logger.warn('ALLOWED_ORIGINS not set: any Origin is accepted (refused with NODE_ENV=production)');
 
   let broker: Broker;
-  if (config.redisUrl) {
+  if (config.redisClusterNodes.length > 0) {
+    if (config.redisUrl) logger.warn('REDIS_URL ignored: REDIS_CLUSTER_NODES is set');
+    const cluster = new RedisClusterBroker({ nodes: config.redisClusterNodes, channelPrefix: config.redisChannelPrefix, logger, nodeId });
+    broker = cluster;
+    await cluster.ready(2_000).catch((error: Error) => logger.warn('starting before Redis Cluster is ready', { error: error.message }));
+  } else if (config.redisUrl) {
     const redis = new RedisBroker({ url: config.redisUrl, channelPrefix: config.redisChannelPrefix, logger, nodeId });
     broker = redis;
     // Start even if Redis is late: ioredis keeps reconnecting, and /health reports it.

@@ -6,15 +6,35 @@
  * when the hash is gone (Redis restarted without persistence, or the TTL passed) a new epoch
  * is written and the stale stream dropped, so clients learn that their positions are void.
  *
- * Keys hash to the channel's slot (`{channel}`), ready for Redis Cluster. Used by the server's
- * Redis broker (POST /publish) and by the app's Redis transport (lib/realtime), so there is one
- * script for both.
+ * Keys hash to the channel's slot (`{channel}`), ready for Redis Cluster. There the delivery is
+ * sharded pub/sub (`SPUBLISH`, mode 'sharded'): a script may only touch its node's slots, so the
+ * shard channel carries the same hash tag, `<prefix>{<channel>}` (see pubSubChannel); one Redis
+ * keeps the plain `PUBLISH <prefix><channel>` (mode 'plain', the default) that any backend can
+ * send. Used by the server's Redis brokers (POST /publish) and by the app's Redis transport
+ * (lib/realtime), so there is one script for all.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { HISTORY_POLICIES, parseChannel, type StreamPosition } from '../protocol/index.ts';
 
-export const PUBLISH_WITH_HISTORY_LUA = `
+/** 'plain': PUBLISH on `<prefix><channel>` (one Redis). 'sharded': SPUBLISH on
+ * `<prefix>{<channel>}` (Redis Cluster), in the slot of the channel's history keys. */
+export type PubSubMode = 'plain' | 'sharded';
+
+/** A client of one Redis or of a Redis Cluster; scripts go to the node of their first key. */
+type Client = Redis | Cluster;
+
+/** The Redis pub/sub channel that carries `channel`. */
+export function pubSubChannel(prefix: string, channel: string, mode: PubSubMode = 'plain'): string {
+  return mode === 'sharded' ? `${prefix}{${channel}}` : prefix + channel;
+}
+
+/** The publish script, delivering with PUBLISH (one Redis) or SPUBLISH (Redis Cluster). */
+export function publishWithHistoryLua(command: 'PUBLISH' | 'SPUBLISH'): string {
+  return PUBLISH_WITH_HISTORY_TEMPLATE.replace('__PUBLISH__', command);
+}
+
+const PUBLISH_WITH_HISTORY_TEMPLATE = `
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[5]
@@ -29,9 +49,12 @@ if payload == '{}' then body = head .. '}' else body = head .. ',' .. string.sub
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], offset .. '-1', 'd', body)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', ARGV[1], body)
+redis.call('__PUBLISH__', ARGV[1], body)
 return {offset, epoch}
 `;
+
+export const PUBLISH_WITH_HISTORY_LUA = publishWithHistoryLua('PUBLISH');
+export const SPUBLISH_WITH_HISTORY_LUA = publishWithHistoryLua('SPUBLISH');
 
 /**
  * Reads a channel's position and, when `ARGV[1]` is not empty, the events from that offset on.
@@ -71,17 +94,19 @@ export function historyPolicyOf(channel: string) {
 type RawEntry = [string, string[]];
 interface HistoryCommands {
   fonanaPublishWithHistory(meta: string, stream: string, redisChannel: string, payload: string, size: number, ttl: number, epoch: string): Promise<[number, string]>;
+  fonanaSPublishWithHistory(meta: string, stream: string, redisChannel: string, payload: string, size: number, ttl: number, epoch: string): Promise<[number, string]>;
   fonanaReadHistory(meta: string, stream: string, from: string, count: number, epoch: string, ttl: number): Promise<[number, string, RawEntry[]]>;
 }
 
 /** Registers the scripts once per client (ioredis sends EVALSHA, falling back to EVAL). */
-function scripted(redis: Redis): HistoryCommands {
-  const client = redis as Redis & Partial<HistoryCommands>;
+function scripted(redis: Client): HistoryCommands {
+  const client = redis as Client & Partial<HistoryCommands>;
   if (!client.fonanaPublishWithHistory) {
     redis.defineCommand('fonanaPublishWithHistory', { numberOfKeys: 2, lua: PUBLISH_WITH_HISTORY_LUA });
+    redis.defineCommand('fonanaSPublishWithHistory', { numberOfKeys: 2, lua: SPUBLISH_WITH_HISTORY_LUA });
     redis.defineCommand('fonanaReadHistory', { numberOfKeys: 2, lua: READ_HISTORY_LUA });
   }
-  return client as Redis & HistoryCommands;
+  return client as Client & HistoryCommands;
 }
 
 export interface HistorySlice {
@@ -92,7 +117,7 @@ export interface HistorySlice {
 }
 
 /** The channel's position, and the events after `since` when given. */
-export async function readHistory(redis: Redis, prefix: string, channel: string, since: number | null, limit: number): Promise<HistorySlice> {
+export async function readHistory(redis: Client, prefix: string, channel: string, since: number | null, limit: number): Promise<HistorySlice> {
   const policy = historyPolicyOf(channel);
   if (!policy) throw new Error(`channel ${channel} has no history`);
   const { meta, stream } = historyKeys(prefix, channel);
@@ -113,23 +138,35 @@ export function coversSince(slice: HistorySlice, since: StreamPosition): boolean
 }
 
 /**
- * Publishes `payload` (a JSON object's text) on `<prefix><channel>` with history; resolves to the
- * event's position. A channel without history (the control channel) is a plain PUBLISH.
+ * Publishes `payload` (a JSON object's text) on `channel`'s pub/sub channel (pubSubChannel) with
+ * history; resolves to the event's position. A channel without history (the control channel) is
+ * a plain PUBLISH, or SPUBLISH in mode 'sharded'.
  */
-export async function publishWithHistory(redis: Redis, prefix: string, channel: string, payload: string): Promise<StreamPosition | null> {
+export async function publishWithHistory(redis: Client, prefix: string, channel: string, payload: string, mode: PubSubMode = 'plain'): Promise<StreamPosition | null> {
   const policy = historyPolicyOf(channel);
+  const redisChannel = pubSubChannel(prefix, channel, mode);
   if (!policy) {
-    await redis.publish(prefix + channel, payload);
+    await (mode === 'sharded' ? redis.spublish(redisChannel, payload) : redis.publish(redisChannel, payload));
     return null;
   }
   if (!payload.startsWith('{') || !payload.endsWith('}')) throw new Error('payload must be a JSON object');
   const { meta, stream } = historyKeys(prefix, channel);
-  const [offset, epoch] = await scripted(redis).fonanaPublishWithHistory(meta, stream, prefix + channel, payload, policy.size, policy.ttlSeconds, newEpoch());
+  const commands = scripted(redis);
+  const publish = mode === 'sharded' ? commands.fonanaSPublishWithHistory : commands.fonanaPublishWithHistory;
+  const [offset, epoch] = await publish.call(redis, meta, stream, redisChannel, payload, policy.size, policy.ttlSeconds, newEpoch());
   return { offset: Number(offset), epoch: String(epoch) };
 }
 
-/** The same event on many channels in one round trip (a creator's subscribers' feeds). */
-export async function publishManyWithHistory(redis: Redis, prefix: string, channels: readonly string[], payload: string): Promise<void> {
+/**
+ * The same event on many channels in one round trip (a creator's subscribers' feeds). In mode
+ * 'sharded' the channels live on different nodes, and a cluster pipeline must stay in one slot:
+ * one call per channel, sent together.
+ */
+export async function publishManyWithHistory(redis: Client, prefix: string, channels: readonly string[], payload: string, mode: PubSubMode = 'plain'): Promise<void> {
+  if (mode === 'sharded') {
+    await Promise.all(channels.map((channel) => publishWithHistory(redis, prefix, channel, payload, mode)));
+    return;
+  }
   const pipeline = redis.pipeline() as ReturnType<Redis['pipeline']> & { fonanaPublishWithHistory?: HistoryCommands['fonanaPublishWithHistory'] };
   scripted(redis);
   for (const channel of channels) {
