@@ -104,7 +104,7 @@ describe('drill: pm2 reload with clients connected', function () {
       }),
     );
 
-    publisher = new SteadyPublisher({ redisUrl: testRedisUrl(), prefix, channel, postId: post.id, rate: 40, idPrefix: `pm2-${randomBytes(3).toString('hex')}` });
+    publisher = new SteadyPublisher({ redisUrl: testRedisUrl(), prefix, channel, postId: post.id, rate: 20, idPrefix: `pm2-${randomBytes(3).toString('hex')}` });
     await publisher.ready();
     publisher.start();
     await sleep(1_500);
