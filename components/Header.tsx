@@ -1,6 +1,7 @@
 import Link from 'next/link';
 import type { SessionUser } from '@/lib/auth.ts';
 import { ConnectionStatus } from './ConnectionStatus.tsx';
+import { UnreadMessagesLink } from './messages/UnreadMessagesLink.tsx';
 import { NotificationBell } from './NotificationBell.tsx';
 import { SignOutButton } from './SignOutButton.tsx';
 import { SignOutEverywhereButton } from './SignOutEverywhereButton.tsx';
@@ -25,6 +26,7 @@ export function Header({ user }: { user: SessionUser | null }) {
         {user ? (
           <>
             <ConnectionStatus />
+            <UnreadMessagesLink userId={user.id} />
             <NotificationBell />
             <span className={styles.user} data-testid="signed-in-as">
               {user.name}

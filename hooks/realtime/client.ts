@@ -211,6 +211,11 @@ export class RealtimeClient {
     return this.#channels.get(channel)?.position ?? null;
   }
 
+  /** Sends a frame that needs no reply handling here (`typing`); false when the socket is not open. */
+  send(frame: ClientFrame): boolean {
+    return this.#send(frame);
+  }
+
   subscribeChannelStatus = (listener: () => void): (() => void) => {
     this.#channelListeners.add(listener);
     return () => this.#channelListeners.delete(listener);
