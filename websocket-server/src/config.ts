@@ -77,6 +77,9 @@ const envSchema = z.object({
    * memory; control messages invalidate it sooner. 0 turns the cache off. */
   ACCESS_CACHE_TTL_MS: z.coerce.number().int().min(0).default(30_000),
   DATABASE_STATEMENT_TIMEOUT_MS: ms(5_000),
+  /** How long a presence entry (an online creator, a post's viewer) counts after its node last
+   * refreshed it; nodes refresh every third of it. A dead node stops counting within 4/3 of it. */
+  PRESENCE_TTL_MS: z.coerce.number().int().min(300).max(300_000).default(10_000),
   /** Longest a shutdown waits for sockets to close before it ends the process anyway. */
   SHUTDOWN_TIMEOUT_MS: ms(5_000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
@@ -122,6 +125,7 @@ export type Config = {
   databaseConnectTimeoutMs: number;
   accessCacheTtlMs: number;
   databaseStatementTimeoutMs: number;
+  presenceTtlMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
   logFormat: 'json' | 'pretty';
@@ -177,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     accessCacheTtlMs: e.ACCESS_CACHE_TTL_MS,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    presenceTtlMs: e.PRESENCE_TTL_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

@@ -16,6 +16,9 @@ import { CachedDirectory } from './data/cached-directory.ts';
 import { PrismaDirectory } from './data/prisma-directory.ts';
 import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
+import { MemoryPresence } from './presence/memory.ts';
+import type { Presence } from './presence/presence.ts';
+import { RedisPresence } from './presence/redis.ts';
 import { RealtimeServer } from './server.ts';
 
 async function main(): Promise<void> {
@@ -64,6 +67,13 @@ async function main(): Promise<void> {
     logger.info('REDIS_URL not set: in-process broker, single node; publish with POST /publish');
   }
 
+  // Presence lives where the broker does: the same Redis (or Cluster), or this process.
+  const presenceOptions = { channelPrefix: config.redisChannelPrefix, ttlMs: config.presenceTtlMs, logger, nodeId };
+  let presence: Presence = new MemoryPresence({ ttlMs: config.presenceTtlMs });
+  if (config.redisClusterNodes.length > 0) presence = new RedisPresence({ ...presenceOptions, clusterNodes: config.redisClusterNodes });
+  else if (config.redisUrl) presence = new RedisPresence({ ...presenceOptions, url: config.redisUrl });
+  if (presence instanceof RedisPresence) await presence.ready(2_000).catch((error: Error) => logger.warn('presence starting before Redis is ready', { error: error.message }));
+
   const server = new RealtimeServer(
     {
       host: config.host,
@@ -92,7 +102,7 @@ async function main(): Promise<void> {
       subscribesPerSecond: config.subscribesPerSecondPerUser,
       subscribeBurst: config.subscribeBurstPerUser,
     },
-    { broker, directory, accessCache: directory, verifier: new SessionVerifier(config.nextAuthSecret), metrics, logger },
+    { broker, directory, accessCache: directory, verifier: new SessionVerifier(config.nextAuthSecret), metrics, logger, presence },
   );
 
   let stopping = false;
@@ -108,7 +118,7 @@ async function main(): Promise<void> {
     // Each step is bounded, so Redis and the database are closed whatever the sockets do.
     const serverClosed = await within(server.close(), config.shutdownTimeoutMs + 1_500);
     if (!serverClosed) logger.warn('sockets still open at the shutdown deadline; closing Redis and the database anyway');
-    const [brokerClosed, databaseClosed] = await Promise.all([within(broker.close(), 1_000), within(directory.close(), 1_000)]);
+    const [brokerClosed, databaseClosed] = await Promise.all([within(broker.close(), 1_000), within(directory.close(), 1_000), within(presence.close(), 1_000)]);
     logger.info('bye', { brokerClosed, databaseClosed });
     process.exit(serverClosed ? 0 : 1);
   };

@@ -34,6 +34,8 @@ import { Admission, type AdmissionLimits, type AdmissionRefusal, type AdmissionT
 import { KeyedBuckets } from './limits/keyed-buckets.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import type { Presence } from './presence/presence.ts';
+import { PresenceTracker } from './presence/tracker.ts';
 import { CLOSE_CODES, CONTROL_CHANNEL, WS_SUBPROTOCOL, closeReasonWithRetry } from './protocol/index.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
@@ -62,6 +64,9 @@ export interface RealtimeServerDeps {
   verifier: SessionVerifier;
   metrics: Metrics;
   logger: Logger;
+  /** Presence store (presence/): Redis beside a Redis broker, in-process beside the in-process
+   * one. Closed by the caller, like the broker. */
+  presence: Presence;
 }
 
 const WEBSOCKET_PATHS = new Set(['/', '/ws']);
@@ -94,6 +99,7 @@ export class RealtimeServer {
   readonly #admission: Admission;
   readonly #subscribeBudget: KeyedBuckets;
   readonly #continuity: Continuity;
+  readonly #presence: PresenceTracker;
   readonly #publish: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
   readonly #publishControl: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
   readonly #position: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
@@ -118,7 +124,9 @@ export class RealtimeServer {
       },
       emptied: (channel) => this.#continuity.forget(channel),
     });
-    this.#channelContext = { directory, now: () => new Date(), unreadNotificationsLimit: options.unreadNotificationsLimit };
+    const { presence } = deps;
+    this.#presence = new PresenceTracker(presence, { logger, watched: () => this.#hub.channels() });
+    this.#channelContext = { directory, now: () => new Date(), unreadNotificationsLimit: options.unreadNotificationsLimit, presence: this.#presence };
     this.#batcher = new WriteBatcher((error) => logger.error('a socket write failed; socket terminated', { error: (error as Error).message }));
     this.#deadlines = new Deadlines({ onError: (error) => logger.error('a deadline handler failed', { error: (error as Error).message }) });
     this.#reauthorizer = new Reauthorizer(new GrantRegistry(this.#deadlines));
@@ -150,6 +158,11 @@ export class RealtimeServer {
       void auditAfterReconnect({ sessions: this.#sessions, sessionCheck: this.#sessionCheck, reauthorizer: this.#reauthorizer }, logger);
     });
     const router = new EventRouter(this.#hub, this.#continuity, metrics, logger);
+    // Presence announcements are transient events (no offset, not kept): the Redis store
+    // PUBLISHes them from its announce script itself, the in-process one hands them over here.
+    presence.onAnnouncement((channel, payload) => {
+      broker.publish(channel, payload, { transient: true }).catch((error: Error) => logger.warn('presence announcement not published', { channel, error: error.message }));
+    });
     broker.onMessage((channel, payload) => {
       if (channel === CONTROL_CHANNEL) this.#control.handle(payload);
       else router.route(channel, payload);
@@ -211,6 +224,7 @@ export class RealtimeServer {
       });
     });
     this.#state = 'running';
+    this.#presence.start();
     // The sweep is spread over the interval: one slice of the sockets per tick, so 10,000 pings
     // never leave in one event-loop turn (a latency spike for every event queued behind them).
     this.#heartbeat = setInterval(() => this.#beat(), Math.max(1, Math.floor(this.#options.heartbeatIntervalMs / HEARTBEAT_SLICES)));
@@ -280,6 +294,9 @@ export class RealtimeServer {
       for (const connection of this.#connections) connection.terminate();
     }
     this.#deadlines.clear();
+    // What is left of this node's presence goes now, not after PRESENCE_TTL_MS (bounded: a
+    // Redis that does not answer must not hold the shutdown).
+    await Promise.race([this.#presence.close(), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
     this.#http.closeAllConnections();
     await listenerClosed;
     if (this.#monitoring) {
@@ -419,13 +436,18 @@ export class RealtimeServer {
         sessions: this.#sessions,
         sessionCheck: this.#sessionCheck,
         deadlines: this.#deadlines,
+        presence: this.#presence,
       });
       connection.heartbeatSlice = this.#nextSlice;
       this.#nextSlice = (this.#nextSlice + 1) % HEARTBEAT_SLICES;
       this.#connections.add(connection);
       metrics.connections.inc();
       metrics.connectionsTotal.inc();
-      connection.onceClosed(() => this.#connections.delete(connection));
+      this.#presence.connected(session.userId);
+      connection.onceClosed(() => {
+        this.#connections.delete(connection);
+        this.#presence.disconnected(session.userId);
+      });
       // Signed out while the database was being read: the announcement found no socket then.
       const voided = this.#sessions.voidedSince(seq, session);
       if (voided) connection.endSession(voided);

@@ -28,6 +28,7 @@ import type { Broker } from './broker/broker.ts';
 import { coversSince } from './broker/history-script.ts';
 import type { Continuity } from './history/continuity.ts';
 import { parsePush } from './history/push-frames.ts';
+import type { PresenceHooks } from './presence/tracker.ts';
 import { MAX_RECOVERY_EVENTS, type ErrorCode, type RequestId, type ServerFrame, type StreamPosition, type UnsubscribeReason } from './protocol/index.ts';
 
 export interface SubscriptionLimits {
@@ -46,6 +47,8 @@ export interface SubscriptionsDeps {
   /** Subscribes per user per second (each may read the database). */
   subscribeBudget: KeyedBuckets;
   limits: SubscriptionLimits;
+  /** Told of every membership that starts and ends (viewers of post_ channels). */
+  presence?: PresenceHooks;
 }
 
 /** What the connection offers to its subscriptions. */
@@ -75,6 +78,8 @@ class Slot {
   heldBytes = 0;
   /** A re-check is queued and has not started reading yet: later changes ride on it. */
   recheckQueued = false;
+  /** Reported to presence as joined: must be reported as left. */
+  present = false;
   readonly record: GrantRecord;
 
   constructor(holder: GrantHolder, channel: string) {
@@ -153,7 +158,10 @@ export class Subscriptions implements GrantHolder {
 
   /** The connection closed: forget every grant (the hub membership is left by the connection). */
   clear(): void {
-    for (const slot of this.#slots.values()) this.#deps.reauthorizer.grants.remove(slot.record);
+    for (const [channel, slot] of this.#slots) {
+      this.#deps.reauthorizer.grants.remove(slot.record);
+      if (slot.present) this.#deps.presence?.left(channel, this.#owner.principal.userId);
+    }
     this.#slots.clear();
   }
 
@@ -202,6 +210,8 @@ export class Subscriptions implements GrantHolder {
         throw error;
       }
       this.#grant(slot, decision.grant);
+      this.#deps.presence?.joined(channel, owner.principal.userId);
+      slot.present = true;
       // A change committed while we were reading is re-checked before anything is released.
       const missed = reauthorizer.changedSince(seq, slot.record.keys);
       if (missed) this.recheck(channel, missed.cause, missed.at);
@@ -211,6 +221,7 @@ export class Subscriptions implements GrantHolder {
       let initial;
       let slice;
       let recovered: boolean | undefined;
+      let state;
       try {
         slice = await broker.history(channel, since ? since.offset : null, MAX_RECOVERY_EVENTS);
         continuity.observe(channel, slice.position);
@@ -220,6 +231,7 @@ export class Subscriptions implements GrantHolder {
         if (recovered) initial = null;
         else if (since && lastNotificationId && policy.recoveryPush) initial = await policy.recoveryPush(owner.principal, target, channelContext, lastNotificationId);
         else initial = await policy.initialPush?.(owner.principal, target, channelContext);
+        state = await policy.statePush?.(owner.principal, target, channelContext);
       } catch (error) {
         owner.logger.warn('subscribe could not read the channel’s state; undone', { channel, error: (error as Error).message });
         if (this.#slots.get(channel) === slot) this.#drop(channel);
@@ -243,6 +255,8 @@ export class Subscriptions implements GrantHolder {
         // Held live pushes up to the position were just replayed.
         slot.held = slot.held.filter((held) => held.offset === undefined || held.offset > position.offset);
       }
+      // Presence is not in history: its current state after every subscribe, as a live push.
+      if (state) owner.send({ ...state, channel, id: randomUUID(), ts: Date.now() } as ServerFrame);
       this.#release(slot);
       owner.logger.debug('subscribed', { channel, recovered });
     } finally {
@@ -307,6 +321,7 @@ export class Subscriptions implements GrantHolder {
     if (!slot) return;
     this.#slots.delete(channel);
     this.#deps.reauthorizer.grants.remove(slot.record);
+    if (slot.present) this.#deps.presence?.left(channel, this.#owner.principal.userId);
     this.#deps.hub.leave(this.#owner, channel);
   }
 

@@ -1,4 +1,5 @@
 import { notFound, redirect } from 'next/navigation';
+import { CreatorPresence } from '@/components/CreatorPresence.tsx';
 import { LivePostList } from '@/components/LivePostList.tsx';
 import { SubscribeButton } from '@/components/SubscribeButton.tsx';
 import { currentUser } from '@/lib/auth.ts';
@@ -27,6 +28,7 @@ export default async function CreatorPage({ params }: { params: Promise<{ id: st
       <div className="card">
         <div className="row">
           <h1 style={{ margin: 0 }}>{creator.name}</h1>
+          <CreatorPresence creatorId={id} />
           <span className="spacer" />
           {!own && <SubscribeButton creatorId={id} initial={subscription} />}
         </div>

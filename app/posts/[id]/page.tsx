@@ -1,6 +1,7 @@
 import Link from 'next/link';
 import { notFound, redirect } from 'next/navigation';
 import { LivePost } from '@/components/post/LivePost.tsx';
+import { ViewerCount } from '@/components/post/ViewerCount.tsx';
 import { currentUser } from '@/lib/auth.ts';
 import { postForViewer } from '@/lib/domain/posts.ts';
 import { channelPosition } from '@/lib/realtime.ts';
@@ -45,5 +46,10 @@ export default async function PostPage({ params }: { params: Promise<{ id: strin
       </article>
     );
   }
-  return <LivePost initial={view} viewerId={user.id} initialPosition={position} />;
+  return (
+    <>
+      <ViewerCount postId={id} since={position} />
+      <LivePost initial={view} viewerId={user.id} initialPosition={position} />
+    </>
+  );
 }

@@ -4,6 +4,8 @@
  * failed and becomes `internal_error`.
  */
 import type { Directory } from '../data/directory.ts';
+import type { PresenceEvent } from '../presence/presence.ts';
+import type { PresenceReader } from '../presence/tracker.ts';
 import type { ChannelKind, EntitlementSubject, EventData } from '../protocol/index.ts';
 
 export interface Principal {
@@ -24,6 +26,8 @@ export interface ChannelContext {
   readonly directory: Directory;
   readonly now: () => Date;
   readonly unreadNotificationsLimit: number;
+  /** Presence on every node (presence/tracker.ts), for the kinds that push it. */
+  readonly presence?: PresenceReader;
 }
 
 /** A push sent to one new subscriber only, right after its `subscribed` reply. */
@@ -38,6 +42,11 @@ export interface ChannelPolicy {
   initialPush?(principal: Principal, id: string, context: ChannelContext): Promise<InitialPush | null>;
   /** When history could not cover a subscriber's `since`: what it missed, from the database. */
   recoveryPush?(principal: Principal, id: string, context: ChannelContext, lastNotificationId: string): Promise<InitialPush | null>;
+  /**
+   * State that history does not keep (presence): pushed after every subscribe, recovered or not,
+   * without a position and with an id of its own, so a client applies it as a live push.
+   */
+  statePush?(principal: Principal, id: string, context: ChannelContext): Promise<PresenceEvent | null>;
 }
 
 /** Allowed for as long as the connection lives (its owner's own channels). */

@@ -1,9 +1,9 @@
 /**
  * `post_{postId}`: likes and comments of one post. A public post is open to every signed-in
  * user; a locked one to its author, to subscribers whose subscription grants its tier, and to
- * buyers of the post (see post-access.ts).
+ * buyers of the post (see post-access.ts). Its members are counted (presence/): `viewers`.
  */
-import type { EntitlementSubject } from '../protocol/index.ts';
+import { channelName, type EntitlementSubject } from '../protocol/index.ts';
 import { resolvePostGrant } from './post-access.ts';
 import { allowWhile, forbidden, notFound, type ChannelPolicy } from './policy.ts';
 
@@ -22,5 +22,9 @@ export const postPolicy: ChannelPolicy = {
       dependsOn.push({ kind: 'purchase', userId: principal.userId, postId });
     }
     return allowWhile(dependsOn, grant.validUntil);
+  },
+  // How many people view the post now, on every node (presence/): `viewers`.
+  async statePush(_principal, postId, { presence }) {
+    return (await presence?.state(channelName.post(postId))) ?? null;
   },
 };

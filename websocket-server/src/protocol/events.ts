@@ -102,7 +102,16 @@ export const eventDataSchemas = {
   post_deleted: z.looseObject({ postId: id, authorId: id }),
   comment_added: z.looseObject({ comment: commentSchema, commentsCount: count, version: count.optional() }),
   comment_deleted: z.looseObject({ commentId: id, postId: id, commentsCount: count, version: count.optional() }),
+  /**
+   * Presence (websocket-server/src/presence/), sent by the server itself and never kept in
+   * history (no offset): distinct users subscribed to `post_{postId}` on every node, at most once
+   * a second per post, and after each subscribe to the channel.
+   */
+  viewers: z.looseObject({ postId: id, count }),
   creator_updated: z.looseObject({ creatorId: id, name: z.string().max(200).optional(), bio: z.string().max(2000).optional() }),
+  /** Presence, like `viewers`: whether the creator has an open socket on any node, on `creator_{creatorId}`
+   * when it changes and after each subscribe to the channel. */
+  creator_presence: z.looseObject({ creatorId: id, online: z.boolean() }),
   new_subscription: z.looseObject({
     subscriptionId: id,
     subscriberId: id,
