@@ -11,6 +11,7 @@ import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts'
 import { testDatabaseUrl, testRedisPrefix, testRedisUrl, TEST_NEXTAUTH_SECRET } from '../support/env.ts';
 import { ensureAppBuilt, startApp, type AppProcess } from '../e2e/support/next-app.ts';
 import { Browser, ControlRecorder, createUser } from './support/auth-flow.ts';
+import { startRelay, type RelayProcess } from './support/outbox-relay.ts';
 
 type Entitlement = Extract<ControlMessage, { type: 'entitlement_changed' }>;
 
@@ -19,6 +20,7 @@ describe('entitlement announcements (app side)', function () {
 
   let prisma: PrismaClient;
   let app: AppProcess;
+  let relay: RelayProcess;
   let control: ControlRecorder;
   const ids = { creator: '', fan: '', other: '' };
   const as: Record<keyof typeof ids, Browser> = {} as Record<keyof typeof ids, Browser>;
@@ -54,6 +56,8 @@ describe('entitlement announcements (app side)', function () {
       REDIS_URL: testRedisUrl(),
       REDIS_CHANNEL_PREFIX: prefix,
     });
+    // The app only writes the outbox; the relay publishes its control messages to this prefix.
+    relay = await startRelay({ REDIS_URL: testRedisUrl(), REDIS_CHANNEL_PREFIX: prefix });
     const users = {
       creator: await createUser(prisma, { name: 'creator', isCreator: true }),
       fan: await createUser(prisma, { name: 'fan' }),
@@ -69,12 +73,16 @@ describe('entitlement announcements (app side)', function () {
   after(async function () {
     this.timeout(20_000);
     await app?.stop();
+    await relay?.stop();
     await control?.stop();
     await prisma?.$disconnect();
   });
 
   afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.log(`      app log (tail):\n${app?.log().slice(-3000)}`);
+    if (this.currentTest?.state === 'failed') {
+      console.log(`      app log (tail):\n${app?.log().slice(-3000)}`);
+      console.log(`      relay log (tail):\n${relay?.log().slice(-3000)}`);
+    }
   });
 
   describe('subscriptions', () => {

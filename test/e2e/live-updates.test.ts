@@ -3,7 +3,8 @@
  * app (`next start` of a build in .next/e2e), the real WebSocket server (child process, Redis
  * broker), real Redis and the run's scratch PostgreSQL database seeded with the demo data.
  *
- * The app publishes through Redis (REDIS_URL set), the browser connects cross-origin with a
+ * The app writes its events to the outbox and an outbox relay (scripts/outbox-relay.ts)
+ * publishes them through Redis (REDIS_URL set), the browser connects cross-origin with a
  * token from /api/realtime/token, and notifications are polled every second while the socket is
  * down (NOTIFICATIONS_POLL_MS=1000), so the polling case runs in seconds.
  */
@@ -16,6 +17,7 @@ import { startServer, type ServerProcess } from '../../websocket-server/test/sup
 import { testDatabaseUrl, testRedisPrefix, testRedisUrl, TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../support/env.ts';
 import { artifactPath, launchBrowser, signedInPage } from './support/browser.ts';
 import { ensureAppBuilt, startApp, type AppProcess } from './support/next-app.ts';
+import { startRelay, type RelayProcess } from '../app/support/outbox-relay.ts';
 import { freePort } from '../support/ports.ts';
 import { watchFor, type Condition, type Watch } from './support/watch.ts';
 
@@ -51,6 +53,7 @@ describe('e2e: live updates in a real browser', function () {
   let ws: ServerProcess;
   let wsPort: number;
   let app: AppProcess;
+  let relay: RelayProcess;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
   const pageErrors: string[] = [];
@@ -104,6 +107,8 @@ describe('e2e: live updates in a real browser', function () {
       WS_PUBLIC_URL: `ws://127.0.0.1:${wsPort}`,
       NOTIFICATIONS_POLL_MS: String(POLL_MS),
     });
+    // The app only writes the outbox; the relay publishes it to the server's Redis and prefix.
+    relay = await startRelay({ REDIS_URL: testRedisUrl(), REDIS_CHANNEL_PREFIX: testRedisPrefix('ws:') });
     browser = await launchBrowser();
     alice = track(await signedInPage(browser, app.url, 'alice@example.com'));
     bob = track(await signedInPage(browser, app.url, 'bob@example.com'));
@@ -115,6 +120,7 @@ describe('e2e: live updates in a real browser', function () {
     for (const context of contexts) await context.close().catch(() => {});
     await browser?.close().catch(() => {});
     await app?.stop();
+    await relay?.stop();
     await ws?.stop();
     await prisma?.$disconnect();
   });
@@ -123,6 +129,7 @@ describe('e2e: live updates in a real browser', function () {
     if (this.currentTest?.state === 'failed') {
       console.log(`      app log (tail):\n${app?.log().slice(-3000)}`);
       console.log(`      ws log (tail):\n${ws?.log().slice(-3000)}`);
+      console.log(`      relay log (tail):\n${relay?.log().slice(-3000)}`);
     }
   });
 
