@@ -25,7 +25,7 @@
 import { Cluster } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import type { StreamPosition } from '../protocol/index.ts';
-import type { Broker, BrokerHealth, BrokerMessageHandler, BrokerState, HistorySlice } from './broker.ts';
+import type { Broker, BrokerHealth, BrokerMessageHandler, BrokerState, HistorySlice, PublishOptions } from './broker.ts';
 import { publishWithHistory, pubSubChannel, readHistory } from './history-script.ts';
 
 export interface ClusterNode {
@@ -123,8 +123,13 @@ export class RedisClusterBroker implements Broker {
     await this.#subscriber.sunsubscribe(pubSubChannel(this.#prefix, channel, 'sharded'));
   }
 
-  async publish(channel: string, payload: string): Promise<StreamPosition | null> {
+  async publish(channel: string, payload: string, options: PublishOptions = {}): Promise<StreamPosition | null> {
     if (this.#closed) throw new Error('broker is closed');
+    if (options.transient) {
+      // No offset, nothing kept (typing indicators): a plain SPUBLISH on the shard channel.
+      await this.#publisher.spublish(pubSubChannel(this.#prefix, channel, 'sharded'), payload);
+      return null;
+    }
     return publishWithHistory(this.#publisher, this.#prefix, channel, payload, 'sharded');
   }
 

@@ -2,19 +2,26 @@
  * Typing indicators against the real server process (PostgreSQL, Redis or the in-process
  * broker): a participant's `typing` frame reaches the other participant's `messages_` channel
  * and nobody else's, a non-participant is answered `forbidden`, the per-conversation budget
- * holds, and nothing of it is kept in the channel's history. Plus the broker's transient
- * publish and the participants cache, in process.
+ * holds, and nothing of it is kept in the channel's history. Plus the brokers' transient
+ * publish (memory, Redis, a local Redis Cluster) and the participants cache, in process.
  */
 import { expect } from 'chai';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { MemoryBroker } from '../../src/broker/memory.ts';
 import { RedisBroker } from '../../src/broker/redis.ts';
+import { RedisClusterBroker } from '../../src/broker/redis-cluster.ts';
 import { CachedDirectory } from '../../src/data/cached-directory.ts';
 import type { ConversationParticipants, Directory } from '../../src/data/directory.ts';
 import { createLogger } from '../../src/logger.ts';
 import { TYPING_BURST, TYPING_PER_SECOND } from '../../src/messaging/typing.ts';
 import { channelName } from '../../src/protocol/index.ts';
 import { testRedisPrefix, testRedisUrl } from '../../../test/support/env.ts';
+import { freePort } from '../../../test/support/ports.ts';
 import { TestClient, type Frame } from '../support/client.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { metricValue } from '../support/metrics.ts';
@@ -215,6 +222,66 @@ describe('Broker › transient publish', () => {
     } finally {
       await broker.close();
       redis.disconnect();
+    }
+  });
+});
+
+describe('Broker › transient publish on a Redis Cluster (three local masters)', function () {
+  this.timeout(30_000);
+  const run = promisify(execFile);
+  const dir = mkdtempSync(join(tmpdir(), 'fonana-typing-cluster-'));
+  const children: ChildProcess[] = [];
+  let ports: number[] = [];
+  const cli = async (port: number, ...args: string[]) => (await run('redis-cli', ['-p', String(port), ...args])).stdout.trim();
+  const until = async (probe: () => Promise<boolean>, what: string) => {
+    for (const deadline = Date.now() + 10_000; !(await probe().catch(() => false)); ) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  before(async () => {
+    const distinct = new Set<number>();
+    while (distinct.size < 6) distinct.add(await freePort());
+    const [a, b, c, ...buses] = [...distinct];
+    ports = [a!, b!, c!];
+    for (const [i, port] of ports.entries()) {
+      const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(buses[i]),
+        '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      child.on('error', () => {});
+      children.push(child);
+      await until(async () => (await cli(port, 'ping')) === 'PONG', `redis-server on ${port}`);
+    }
+    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
+    for (const port of ports) await until(async () => (await cli(port, 'cluster', 'info')).includes('cluster_state:ok'), `cluster_state:ok on ${port}`);
+  });
+  after(async () => {
+    for (const port of ports) await cli(port, 'shutdown', 'nosave').catch(() => {});
+    for (const child of children) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('delivers without offset and keeps no history keys on any master; a normal publish does', async () => {
+    const broker = new RedisClusterBroker({
+      nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
+      channelPrefix: 'ws:',
+      logger: createLogger({ level: 'error', format: 'json' }),
+    });
+    try {
+      await broker.ready();
+      const got: string[] = [];
+      broker.onMessage((_channel, message) => got.push(message));
+      await broker.subscribe('messages_u2');
+      const payload = JSON.stringify({ type: 'typing', data: { conversationId: 'c1', userId: 'u1', typing: true } });
+      expect(await broker.publish('messages_u2', payload, { transient: true })).to.equal(null);
+      await until(async () => got.length === 1, 'the transient event');
+      expect(got).to.deep.equal([payload]);
+      const historyKeys = async () => (await Promise.all(ports.map((port) => cli(port, 'keys', 'ws:history:*')))).join('\n').split('\n').filter(Boolean);
+      expect(await historyKeys()).to.deep.equal([]);
+      expect(await broker.publish('messages_u2', payload)).to.deep.include({ offset: 1 });
+      expect(await historyKeys()).to.have.length(2);
+    } finally {
+      await broker.close();
     }
   });
 });
