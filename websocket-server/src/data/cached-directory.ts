@@ -51,31 +51,33 @@ export class CachedDirectory implements Directory {
     return this.#entries.size;
   }
 
+  // Only answers that grant are kept. A refusal is the answer most likely to flip the other
+  // way at the user's next click (they subscribe, buy, sign in again), and the announcement of
+  // that change trails the commit (the outbox relay publishes it): a cached "no" would refuse
+  // them until it arrives. Granting answers are what a reconnect storm asks for again and again,
+  // and what control messages take away.
+
   sessionState(userId: string, sessionId: string | undefined): Promise<SessionState> {
-    return this.#cached('session', `session:${userId}:${sessionId ?? ''}`, [`user:${userId}`], userId, () =>
-      this.#inner.sessionState(userId, sessionId),
-    );
+    return this.#cached('session', `session:${userId}:${sessionId ?? ''}`, [`user:${userId}`], userId, () => this.#inner.sessionState(userId, sessionId), (state) => state.exists && !state.sessionRevoked);
   }
 
   creatorExists(creatorId: string): Promise<boolean> {
-    return this.#cached('creator', `creator:${creatorId}`, [`user:${creatorId}`], creatorId, () => this.#inner.creatorExists(creatorId));
+    return this.#cached('creator', `creator:${creatorId}`, [`user:${creatorId}`], creatorId, () => this.#inner.creatorExists(creatorId), Boolean);
   }
 
   findPost(postId: string): Promise<PostAccessFacts | null> {
     const key = subjectKey({ kind: 'post', postId });
-    return this.#cached('post', key, [key], undefined, () => this.#inner.findPost(postId));
+    return this.#cached('post', key, [key], undefined, () => this.#inner.findPost(postId), (post) => post !== null);
   }
 
   findSubscription(subscriberId: string, creatorId: string): Promise<SubscriptionFacts | null> {
     const key = subjectKey({ kind: 'subscription', subscriberId, creatorId });
-    return this.#cached('subscription', key, [key, `user:${subscriberId}`], subscriberId, () =>
-      this.#inner.findSubscription(subscriberId, creatorId),
-    );
+    return this.#cached('subscription', key, [key, `user:${subscriberId}`], subscriberId, () => this.#inner.findSubscription(subscriberId, creatorId), (subscription) => subscription?.status === 'ACTIVE');
   }
 
   hasPurchased(userId: string, postId: string): Promise<boolean> {
     const key = subjectKey({ kind: 'purchase', userId, postId });
-    return this.#cached('purchase', key, [key, `user:${userId}`], userId, () => this.#inner.hasPurchased(userId, postId));
+    return this.#cached('purchase', key, [key, `user:${userId}`], userId, () => this.#inner.hasPurchased(userId, postId), Boolean);
   }
 
   unreadNotifications(userId: string, limit: number) {
@@ -137,7 +139,7 @@ export class CachedDirectory implements Directory {
     this.#changes.record(['*'], true);
   }
 
-  async #cached<T>(kind: string, key: string, guards: string[], userId: string | undefined, read: () => Promise<T>): Promise<T> {
+  async #cached<T>(kind: string, key: string, guards: string[], userId: string | undefined, read: () => Promise<T>, keep: (value: T) => boolean = () => true): Promise<T> {
     const now = Date.now();
     const entry = this.#entries.get(key);
     if (entry && entry.expiresAt > now) {
@@ -149,7 +151,7 @@ export class CachedDirectory implements Directory {
     const seq = this.#changes.seq;
     const value = await read();
     // Invalidated while we were reading: the answer may predate the change, keep it uncached.
-    if (this.#changes.since(seq, [...guards, key, '*']).length > 0) return value;
+    if (this.#changes.since(seq, [...guards, key, '*']).length > 0 || !keep(value)) return value;
     this.#store(key, { value, expiresAt: Date.now() + this.#ttlMs, userKey: userId });
     return value;
   }

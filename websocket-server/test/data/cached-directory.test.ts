@@ -70,6 +70,19 @@ describe('CachedDirectory', () => {
     expect(inner.reads).to.equal(2);
   });
 
+  it('keeps granting answers only: a refusal is read again, so a new subscription counts at once', async () => {
+    const inner = new ScriptedDirectory();
+    inner.subscription = null;
+    const cache = new CachedDirectory(inner, { ttlMs: 60_000 });
+    expect(await cache.findSubscription('bob', 'alice')).to.equal(null);
+    // Bob subscribes; the announcement trails the commit, but the next read sees the row.
+    inner.subscription = { status: 'ACTIVE', tier: 'BASIC', expiresAt: null };
+    expect((await cache.findSubscription('bob', 'alice'))?.status).to.equal('ACTIVE');
+    expect(inner.reads).to.equal(2);
+    await cache.findSubscription('bob', 'alice');
+    expect(inner.reads).to.equal(2);
+  });
+
   it('does not store a read that was in flight when its key was invalidated', async () => {
     const inner = new ScriptedDirectory();
     const cache = new CachedDirectory(inner, { ttlMs: 60_000 });
