@@ -53,6 +53,8 @@ describe('operator scripts', function () {
       REDIS_CHANNEL_PREFIX: testRedisPrefix('scripts:'),
       NEXTAUTH_SECRET: TEST_NEXTAUTH_SECRET,
       WS_PUBLISH_SECRET: TEST_PUBLISH_SECRET,
+      // Required in production (the deploy runs the server with NODE_ENV=production).
+      ALLOWED_ORIGINS: 'https://fonana.test',
       ...extra,
     });
   }
@@ -97,7 +99,7 @@ describe('operator scripts', function () {
       const file = path.join(scratch, 'ops.env');
       await writeFile(file, `# comment\nexport NEXTAUTH_SECRET="${TEST_NEXTAUTH_SECRET}"\nREDIS_URL=redis://127.0.0.1:1\nALLOWED_ORIGINS='https://fonana.test'\n`);
       const result = await run('bash', [script('setup-websocket-server.sh'), '--check'], {
-        env: opsEnv({ ENV_FILE: file, NEXTAUTH_SECRET: undefined }),
+        env: opsEnv({ ENV_FILE: file, NEXTAUTH_SECRET: undefined, ALLOWED_ORIGINS: undefined }),
       });
       // NEXTAUTH_SECRET and ALLOWED_ORIGINS came from the file; REDIS_URL stayed the caller's.
       expect(result.code, result.stdout + result.stderr).to.equal(0);
