@@ -27,7 +27,7 @@ export function ViewerCount({ postId, since }: { postId: string; since?: StreamP
   if (count === null || state !== 'open' || channel.status !== 'subscribed') return null;
   return (
     <p className="muted" data-testid="viewer-count" data-count={count} style={{ margin: '0 0 8px' }}>
-      👁 {count} viewing
+      {count} viewing
     </p>
   );
 }
