@@ -53,8 +53,6 @@ export class Connection implements SessionHolder {
   readonly id = randomUUID();
   /** Set by the heartbeat when a ping goes out, cleared by the pong. */
   awaitingPong = false;
-  /** Which tick of the heartbeat pings this socket (the server spreads them). */
-  heartbeatSlice = 0;
   readonly logger: Logger;
   readonly #ws: WebSocket;
   readonly #socket: Socket;
