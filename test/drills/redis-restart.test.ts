@@ -28,6 +28,7 @@ import { Fixtures } from '../../websocket-server/test/support/fixtures.ts';
 import { startServer, type ServerProcess } from '../../websocket-server/test/support/server-process.ts';
 import { mintSessionToken } from '../../websocket-server/test/support/tokens.ts';
 import { DrillClient } from './support/drill-client.ts';
+import { HookClient } from './support/hook-client.ts';
 import { account, describeLost, report, settled, summarize, totals } from './support/ledger.ts';
 import { TcpProxy } from '../../websocket-server/test/support/tcp-proxy.ts';
 import { OwnRedis } from './support/own-redis.ts';
@@ -46,6 +47,7 @@ describe('drill: Redis killed and restarted mid-stream', function () {
   let tokens: string[];
   const nodeId = `drill-redis-${randomBytes(3).toString('hex')}`;
   const clients: DrillClient[] = [];
+  const hooks: HookClient[] = [];
   const publishers: SteadyPublisher[] = [];
 
   before(async function () {
@@ -68,11 +70,13 @@ describe('drill: Redis killed and restarted mid-stream', function () {
 
   afterEach(async () => {
     for (const client of clients.splice(0)) client.stop();
+    for (const hook of hooks.splice(0)) hook.stop();
     for (const publisher of publishers.splice(0)) await publisher.close();
   });
 
   after(async () => {
     for (const client of clients) client.stop();
+    for (const hook of hooks) hook.stop();
     await server?.stop();
     await redis?.stop();
     await fixtures?.close();
@@ -113,6 +117,13 @@ describe('drill: Redis killed and restarted mid-stream', function () {
   it('history lost with the restart: events before the kill and after each client’s reload all delivered, none lost or twice; notifications from the database', async function () {
     const { postId, channel } = await postChannel();
     const group = await connectClients(channel);
+    // The browser hook's own client too: it must hear recovered:false and reload.
+    for (let i = 0; i < 4; i++) {
+      const hook = new HookClient({ url: server.url, token: tokens[i % USERS]!, channel, name: `hook${i}` });
+      hooks.push(hook);
+      hook.start();
+    }
+    await waitFor(() => hooks.every((h) => h.subscribed), 'the hook clients subscribed');
 
     // A notifications_ client that holds its newest notification.
     const reader = await fixtures.user({ name: 'reader' });
@@ -158,6 +169,15 @@ describe('drill: Redis killed and restarted mid-stream', function () {
     await settle(group, channel, publisher);
     await bell.until(() => missed.every((n) => bell.channel(notifications).notificationIds.includes(n.id)), 10_000, 'the notifications created while Redis was down').catch(() => undefined);
 
+    // A hook client has every event acknowledged before the kill, and every one acknowledged
+    // after its recovered:false (it reloads its state there).
+    const hookReloadAt = (h: HookClient) => h.confirmations.find((c) => c.resubscribed && c.recovered === false && c.at >= backAt)?.at;
+    const hookMissing = (h: HookClient) => {
+      const ids = h.ids();
+      const reloadAt = hookReloadAt(h) ?? Infinity;
+      return publisher.published.filter((e) => (e.phase === 'before' || e.ackedAt > reloadAt) && !ids.has(e.id)).map((e) => e.seq);
+    };
+    await waitFor(() => hooks.every((h) => hookReloadAt(h) !== undefined && hookMissing(h).length === 0), 'the hook clients', 10_000).catch(() => undefined);
     const accounts = group.map((c) => account(c, channel, publisher.published));
     const sum = totals(accounts, publisher.published.length);
     const reloadLatency = group.flatMap((c) => c.channel(channel).reloads.filter((r) => r.at > backAt).slice(0, 1).map((r) => r.at - backAt));
@@ -176,6 +196,7 @@ describe('drill: Redis killed and restarted mid-stream', function () {
       'position violations': sum.violations,
       'reload latency (Redis back → recovered:false)': summarize(reloadLatency),
       'notifications_recovered': JSON.stringify(bellState.recoveredNotifications.map((l) => l.length)),
+      'hook clients (RealtimeClient)': `${hooks.length}: recovered:false after the restart ${hooks.filter((h) => hookReloadAt(h) !== undefined).length}, missing events ${hooks.reduce((n, h) => n + hookMissing(h).length, 0)}, reload latency ${summarize(hooks.flatMap((h) => { const at = hookReloadAt(h); return at === undefined ? [] : [at - backAt]; }))}`,
     });
 
     expect(sum.lost, `lost events:\n${describeLost(accounts)}`).to.equal(0);
@@ -189,6 +210,12 @@ describe('drill: Redis killed and restarted mid-stream', function () {
       // The history is gone: the client must have been told to reload, after the restart.
       expect(state.reloads.filter((r) => r.at >= backAt), `${client.name}: no recovered:false after the restart (violations: ${state.violations.slice(0, 2).join(' | ')})`).to.have.length.at.least(1);
       expect(state.violations, `${client.name}: pushes that did not follow its position`).to.deep.equal([]);
+    }
+    for (const hook of hooks) {
+      expect(hookReloadAt(hook), `${hook.name}: recovered:false after the restart (confirmations ${JSON.stringify(hook.confirmations.map((c) => c.recovered))})`).to.be.a('number');
+      expect(hookMissing(hook), `${hook.name}: events missing`).to.deep.equal([]);
+      const seqs = hook.events.flatMap((e) => (e.seq === undefined ? [] : [e.seq]));
+      expect(new Set(seqs).size, `${hook.name}: an event handed over twice`).to.equal(seqs.length);
     }
     expect(bellState.recoveredNotifications.length, 'notifications_recovered frames').to.be.at.least(1);
     expect(missed.filter((n) => !bellState.notificationIds.includes(n.id)).map((n) => n.title), 'notifications created while Redis was down').to.deep.equal([]);
@@ -306,3 +333,11 @@ describe('drill: Redis killed and restarted mid-stream', function () {
     }
   });
 });
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
