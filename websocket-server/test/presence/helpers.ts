@@ -23,7 +23,7 @@ export class TimedClient {
 
   /** Pushes of `type` on `channel`, in arrival order. */
   pushes(channel: string, type: 'creator_presence' | 'viewers'): Frame[] {
-    return this.client.pushes(channel).filter((f) => f.type === type);
+    return this.client.pushes(channel, { includePresence: true }).filter((f) => f.type === type);
   }
 
   /** The first frame from index `from` on (recorded or future) that matches. */

@@ -23,6 +23,7 @@ export interface ConnectOptions {
 export type CloseInfo = { code: number; reason: string };
 
 const WAIT_MS = 5_000;
+const PRESENCE_TYPES: ReadonlySet<string> = new Set(['viewers', 'creator_presence']);
 
 export class TestClient {
   readonly frames: Frame[] = [];
@@ -130,8 +131,15 @@ export class TestClient {
     if (reply.type !== 'subscribed') throw new Error(`subscribe ${channel} failed: ${JSON.stringify(reply)}`);
   }
 
-  pushes(channel?: string): Frame[] {
-    return this.frames.filter((f) => isPushFrame(f) && (channel === undefined || f.channel === channel));
+  /**
+   * Event pushes received, of one channel or all. Presence state (`viewers`, `creator_presence`),
+   * which the server sends on post_ and creator_ channels by itself, is left out unless asked
+   * for: tests of events count events.
+   */
+  pushes(channel?: string, { includePresence = false }: { includePresence?: boolean } = {}): Frame[] {
+    return this.frames.filter(
+      (f) => isPushFrame(f) && (channel === undefined || f.channel === channel) && (includePresence || !PRESENCE_TYPES.has(f.type)),
+    );
   }
 
   close(): void {
