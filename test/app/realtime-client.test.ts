@@ -93,13 +93,15 @@ describe('RealtimeClient (the hook’s socket)', function () {
 
     function makeClient(endpoint: (opts: { fresh: boolean }) => Promise<RealtimeEndpoint>, overrides: Partial<ConstructorParameters<typeof RealtimeClient>[0]> = {}) {
       const states: ConnectionState[] = [];
-      const client = new RealtimeClient({
+      const client: RealtimeClient = new RealtimeClient({
         endpoint,
         createSocket: (url, protocols) => new WebSocket(url, protocols) as unknown as WebSocketLike,
         location: { protocol: 'http:', host: '127.0.0.1' },
         backoff: BACKOFF,
         ...overrides,
       });
+      // The state before start(), then every change (a patch that keeps the state is no change).
+      states.push(client.getSnapshot().state);
       client.subscribeState(() => {
         const { state } = client.getSnapshot();
         if (states.at(-1) !== state) states.push(state);
