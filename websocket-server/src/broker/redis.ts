@@ -10,7 +10,8 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import type { StreamPosition } from '../protocol/index.ts';
-import type { Broker, BrokerHealth, BrokerMessageHandler, BrokerState, HistorySlice, PublishOptions } from './broker.ts';
+import type { Broker, BrokerHealth, BrokerMessageHandler, HistorySlice, PublishOptions } from './broker.ts';
+import { combineStatuses, connectionName } from './redis-status.ts';
 import { publishWithHistory, readHistory } from './history-script.ts';
 
 export interface RedisBrokerOptions {
@@ -101,7 +102,7 @@ export class RedisBroker implements Broker {
   }
 
   health(): BrokerHealth {
-    return { kind: 'redis', state: this.#closed ? 'closed' : combine(this.#subscriber.status, this.#publisher.status) };
+    return { kind: 'redis', state: this.#closed ? 'closed' : combineStatuses(this.#subscriber.status, this.#publisher.status) };
   }
 
   async close(): Promise<void> {
@@ -113,13 +114,3 @@ export class RedisBroker implements Broker {
   }
 }
 
-/** Redis client names allow no spaces; keep them to a safe alphabet. */
-function connectionName(role: 'sub' | 'pub', nodeId: string | undefined): string {
-  return `fonana-ws-${role}${nodeId ? `:${nodeId.replace(/[^A-Za-z0-9:._-]/g, '_')}` : ''}`;
-}
-
-function combine(...statuses: string[]): BrokerState {
-  if (statuses.every((s) => s === 'ready')) return 'ready';
-  if (statuses.some((s) => s === 'end' || s === 'close')) return 'down';
-  return statuses.some((s) => s === 'reconnecting') ? 'down' : 'connecting';
-}
