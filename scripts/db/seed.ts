@@ -13,15 +13,16 @@ export async function seedDemoData(databaseUrl: string): Promise<{ users: number
   const prisma = createPrismaClient(databaseUrl, { poolMax: 2 });
   try {
     const passwordHash = await bcrypt.hash(DEMO_PASSWORD, 10);
-    const user = (email: string, name: string, isCreator: boolean, bio: string | null = null) =>
+    const user = (email: string, name: string, isCreator: boolean, bio: string | null = null, isAdmin = false) =>
       prisma.user.upsert({
         where: { email },
-        create: { email, name, isCreator, bio, passwordHash },
-        update: { name, isCreator, bio, passwordHash },
+        create: { email, name, isCreator, bio, passwordHash, isAdmin },
+        update: { name, isCreator, bio, passwordHash, isAdmin },
       });
     const alice = await user('alice@example.com', 'Alice', true, 'Photographer. Behind-the-scenes for subscribers.');
     const bob = await user('bob@example.com', 'Bob', false);
-    const carol = await user('carol@example.com', 'Carol', false);
+    // Carol is the demo operator: she may open /admin and publish site-wide broadcasts.
+    const carol = await user('carol@example.com', 'Carol', false, null, true);
     const dave = await user('dave@example.com', 'Dave', true, 'Music producer. Stems for premium fans.');
 
     const post = (id: string, data: {
