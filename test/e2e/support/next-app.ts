@@ -14,7 +14,9 @@ import { freePort } from '../../support/ports.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const NEXT_BIN = path.join(ROOT, 'node_modules/next/dist/bin/next');
-export const E2E_DIST_DIR = '.next/e2e';
+// E2E_DIST_DIR=.next/e2e-<name> gives a run its own build, so two test runs in one checkout
+// (two developers' terminals, say) never rebuild under each other.
+export const E2E_DIST_DIR = process.env.E2E_DIST_DIR || '.next/e2e';
 
 const SOURCES = [
   'app',
