@@ -26,12 +26,14 @@
  *   has not noticed (its WebSocket API exposes no protocol pings).
  */
 import {
+  BROADCAST_CHANNEL,
   CLOSE_CODES,
   closeCodeAction,
   eventDataSchemas,
   isEventType,
   retryAfterFromReason,
   subprotocolsFor,
+  type BroadcastPayload,
   type ClientFrame,
   type ConnectedFrame,
   type ErrorFrame,
@@ -89,6 +91,8 @@ export class RealtimeClient {
   readonly #channels = new Map<string, Subscription>();
   readonly #stateListeners = new Set<() => void>();
   readonly #channelListeners = new Set<() => void>();
+  /** Operator broadcasts: pushed on `broadcast` to every socket, never subscribed (onBroadcast). */
+  readonly #broadcastListeners = new Set<(broadcast: BroadcastPayload) => void>();
   readonly #subscriptionHost: SubscriptionHost;
   readonly #refresh: SessionRefresh;
   #snapshot: ConnectionSnapshot = INITIAL_SNAPSHOT;
@@ -215,6 +219,17 @@ export class RealtimeClient {
   send(frame: ClientFrame): boolean {
     return this.#send(frame);
   }
+
+  /**
+   * Listens to operator broadcasts (`broadcast` events on the reserved `broadcast` channel). The
+   * server sends them to every authenticated socket without a subscribe, so this holds no
+   * channel state; a notice the server keeps for late joiners arrives again after a reconnect,
+   * so listeners should treat an equal message as the same notice. Returns the remover.
+   */
+  onBroadcast = (listener: (broadcast: BroadcastPayload) => void): (() => void) => {
+    this.#broadcastListeners.add(listener);
+    return () => this.#broadcastListeners.delete(listener);
+  };
 
   subscribeChannelStatus = (listener: () => void): (() => void) => {
     this.#channelListeners.add(listener);
@@ -512,10 +527,29 @@ export class RealtimeClient {
   }
 
   #onPush(frame: PushFrame): void {
+    if (frame.channel === BROADCAST_CHANNEL) {
+      this.#onBroadcastFrame(frame);
+      return;
+    }
     const subscription = this.#channels.get(frame.channel);
     if (!subscription) return;
     // Order, copies (replay and live overlap, a snapshot seen twice) and gaps: the channel's.
     subscription.deliver(frame, eventDataSchemas[frame.type].safeParse(frame.data).success);
+  }
+
+  #onBroadcastFrame(frame: PushFrame): void {
+    const parsed = frame.type === 'broadcast' ? eventDataSchemas.broadcast.safeParse(frame.data) : null;
+    if (!parsed?.success) {
+      this.#log('dropped a malformed broadcast', { type: String(frame.type).slice(0, 40) });
+      return;
+    }
+    for (const listener of [...this.#broadcastListeners]) {
+      try {
+        listener(parsed.data);
+      } catch (error) {
+        this.#log('a broadcast listener threw', { error: (error as Error).message });
+      }
+    }
   }
 
   #log(message: string, fields?: Record<string, unknown>): void {

@@ -40,6 +40,19 @@ export function parseChannel(name: string): ChannelParseResult {
   return { ok: true, channel: { name, kind, id } };
 }
 
+/**
+ * The reserved channel of operator broadcasts (`broadcast` events). It has no `<kind>_<id>`
+ * form and no policy: clients never subscribe to it (a subscribe is answered
+ * `reserved_channel`); the server delivers it to every authenticated socket on every node
+ * (websocket-server/src/broadcast.ts). Publishers use it like any channel: Redis
+ * `PUBLISH ws:broadcast …` (`SPUBLISH ws:{broadcast} …` on a Cluster) or `POST /publish`.
+ */
+export const BROADCAST_CHANNEL = 'broadcast';
+
+export function isReservedChannel(name: string): boolean {
+  return name === BROADCAST_CHANNEL;
+}
+
 /** Builders, so that no caller ever concatenates a channel name by hand. */
 export const channelName = {
   notifications: (userId: string) => `notifications_${userId}`,

@@ -7,6 +7,7 @@
 export const ERROR_CODES = [
   'bad_request', // frame is not JSON, not an object, or fails the schema
   'invalid_channel', // channel name malformed or of an unknown kind
+  'reserved_channel', // `broadcast`: delivered to every socket by the server, never subscribed
   'forbidden', // channel exists but this user may not read it
   'not_found', // the user, creator or post the channel names does not exist
   'too_many_subscriptions', // per-connection cap reached

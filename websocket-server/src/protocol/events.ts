@@ -81,6 +81,11 @@ export const directMessageSchema = z.looseObject({
 });
 export type DirectMessagePayload = z.infer<typeof directMessageSchema>;
 
+/** Longest operator broadcast (characters): a banner line, not an article. */
+export const MAX_BROADCAST_LENGTH = 500;
+export const BROADCAST_LEVELS = ['info', 'warning', 'critical'] as const;
+export type BroadcastLevel = (typeof BROADCAST_LEVELS)[number];
+
 export const eventDataSchemas = {
   notification: z.looseObject({ notification: notificationSchema }),
   /** notificationId null means "all of them" (mark all read). */
@@ -131,11 +136,19 @@ export const eventDataSchemas = {
    * client clears the indicator after a few seconds without another `typing: true`.
    */
   typing: z.looseObject({ conversationId: id, userId: id, typing: z.boolean() }),
+  /**
+   * A site-wide notice from an operator (maintenance, incident), on the reserved channel
+   * `broadcast` only (see channels.ts and broadcast.ts): every authenticated socket receives it
+   * without subscribing. The app shows it as a banner; `critical` is announced as an alert.
+   */
+  broadcast: z.looseObject({ message: z.string().trim().min(1).max(MAX_BROADCAST_LENGTH), level: z.enum(BROADCAST_LEVELS) }),
 } as const;
 
 export type EventType = keyof typeof eventDataSchemas;
 export const EVENT_TYPES = Object.keys(eventDataSchemas) as EventType[];
 export type EventData<T extends EventType> = z.infer<(typeof eventDataSchemas)[T]>;
+
+export type BroadcastPayload = EventData<'broadcast'>;
 
 export function isEventType(value: unknown): value is EventType {
   return typeof value === 'string' && Object.hasOwn(eventDataSchemas, value);
