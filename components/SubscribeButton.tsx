@@ -36,12 +36,25 @@ export function SubscribeButton({ creatorId, initial }: { creatorId: string; ini
         ))}
       </select>
       {subscription && subscription.tier === tier ? (
-        <button type="button" className="button secondary" disabled={pending} onClick={() => void run(() => api.unsubscribe(creatorId), null)}>
-          Subscribed ({subscription.tier}) · cancel
-        </button>
+        <span className="badge" data-testid="subscribed-badge">
+          Subscribed ({subscription.tier})
+        </span>
       ) : (
         <button type="button" className="button" disabled={pending} onClick={() => void run(() => api.subscribe(creatorId, tier), { tier })} data-testid="subscribe-button">
           {subscription ? `Change to ${tier}` : `Subscribe (${tier})`}
+        </button>
+      )}
+      {subscription && (
+        // Cancels at once (DELETE …/subscription); open pages of this creator's locked posts
+        // lose the post channel live and render the locked state.
+        <button
+          type="button"
+          className="button danger"
+          disabled={pending}
+          onClick={() => void run(() => api.unsubscribe(creatorId), null)}
+          data-testid="cancel-subscription"
+        >
+          Cancel subscription
         </button>
       )}
       {error && <span className="error">{error}</span>}

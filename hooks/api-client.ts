@@ -56,4 +56,17 @@ export const api = {
   subscribe: (creatorId: string, tier: string) =>
     call<{ created: boolean }>('POST', `/api/creators/${encodeURIComponent(creatorId)}/subscription`, { tier }),
   unsubscribe: (creatorId: string) => call<{ cancelled: boolean }>('DELETE', `/api/creators/${encodeURIComponent(creatorId)}/subscription`),
+  /** Simulated payment (lib/domain/payments.ts): no provider, no money moves. */
+  buyPost: (postId: string) =>
+    call<{ created: boolean; purchase: { id: string; priceCents: number }; payment: { simulated: true; reference: string } | null }>(
+      'POST',
+      `/api/posts/${encodeURIComponent(postId)}/purchase`,
+    ),
+  /** Simulated payment, as buyPost. */
+  tip: (creatorId: string, amountCents: number, message?: string) =>
+    call<{ tip: { id: string; amountCents: number }; payment: { simulated: true; reference: string } }>('POST', '/api/tips', {
+      creatorId,
+      amountCents,
+      ...(message ? { message } : {}),
+    }),
 };

@@ -5,10 +5,14 @@
 // many as you like: they share the work (FOR UPDATE SKIP LOCKED) and never publish a row twice
 // in normal operation.
 //
-// Environment: DATABASE_URL (required), REDIS_URL, REDIS_CHANNEL_PREFIX (ws:), WS_PUBLISH_URL
-// (http://127.0.0.1:3002), WS_PUBLISH_SECRET (required without REDIS_URL), OUTBOX_BATCH_SIZE
+// Environment: DATABASE_URL (required), REDIS_CLUSTER_NODES (host:port,…; takes precedence
+// over REDIS_URL), REDIS_URL, REDIS_CHANNEL_PREFIX (ws:), WS_PUBLISH_URL
+// (http://127.0.0.1:3002), WS_PUBLISH_SECRET (required without either), OUTBOX_BATCH_SIZE
 // (100), OUTBOX_POLL_INTERVAL_MS (5000), OUTBOX_RETENTION_MS (3600000), OUTBOX_MAX_BACKOFF_MS
 // (30000), OUTBOX_RELAY_NAME (outbox-relay:<pid>), LOG_LEVEL (debug for a line per batch).
+// Scheduled jobs (lib/jobs/, one run of each at a time across relays by an advisory lock):
+// SUBSCRIPTION_EXPIRY_INTERVAL_MS (60000), NOTIFICATION_RETENTION_INTERVAL_MS (3600000),
+// NOTIFICATION_RETENTION_DAYS (30), SCHEDULED_JOBS (on; off runs the relay alone).
 // OUTBOX_RELAY_DRILL=crash-before-commit is for fault tests only: the process kills itself
 // (SIGKILL) after publishing its first non-empty batch and before committing it.
 //
@@ -17,8 +21,10 @@
 // then the connections close and it exits 0.
 import { z } from 'zod';
 import { log } from '../lib/log.ts';
+import { clusterNodesSchema } from '../lib/realtime/cluster-nodes.ts';
 import { createTransport } from '../lib/realtime/create-transport.ts';
 import { OutboxRelay } from '../lib/realtime/outbox-relay.ts';
+import { startScheduledJobs } from '../lib/jobs/index.ts';
 
 const emptyToUndefined = (value: unknown) => (value === '' ? undefined : value);
 const positiveInt = (fallback: number) => z.preprocess(emptyToUndefined, z.coerce.number().int().positive().default(fallback));
@@ -27,6 +33,7 @@ const schema = z
   .object({
     DATABASE_URL: z.string().min(1, 'DATABASE_URL is required (postgresql://…)'),
     REDIS_URL: z.preprocess(emptyToUndefined, z.string().optional()),
+    REDIS_CLUSTER_NODES: clusterNodesSchema,
     REDIS_CHANNEL_PREFIX: z.preprocess(emptyToUndefined, z.string().default('ws:')),
     WS_PUBLISH_URL: z.preprocess(emptyToUndefined, z.url().default('http://127.0.0.1:3002')),
     WS_PUBLISH_SECRET: z.preprocess(emptyToUndefined, z.string().optional()),
@@ -35,9 +42,13 @@ const schema = z
     OUTBOX_RETENTION_MS: positiveInt(3_600_000),
     OUTBOX_MAX_BACKOFF_MS: positiveInt(30_000),
     OUTBOX_RELAY_NAME: z.preprocess(emptyToUndefined, z.string().default(`outbox-relay:${process.pid}`)),
+    SUBSCRIPTION_EXPIRY_INTERVAL_MS: positiveInt(60_000),
+    NOTIFICATION_RETENTION_INTERVAL_MS: positiveInt(3_600_000),
+    NOTIFICATION_RETENTION_DAYS: positiveInt(30),
+    SCHEDULED_JOBS: z.preprocess(emptyToUndefined, z.enum(['on', 'off']).default('on')),
     OUTBOX_RELAY_DRILL: z.preprocess(emptyToUndefined, z.enum(['crash-before-commit']).optional()),
   })
-  .refine((e) => e.REDIS_URL || e.WS_PUBLISH_SECRET, { message: 'set REDIS_URL, or WS_PUBLISH_SECRET for POST /publish', path: ['WS_PUBLISH_SECRET'] });
+  .refine((e) => e.REDIS_CLUSTER_NODES.length > 0 || e.REDIS_URL || e.WS_PUBLISH_SECRET, { message: 'set REDIS_CLUSTER_NODES or REDIS_URL, or WS_PUBLISH_SECRET for POST /publish', path: ['WS_PUBLISH_SECRET'] });
 
 const parsed = schema.safeParse(process.env);
 if (!parsed.success) {
@@ -47,6 +58,7 @@ if (!parsed.success) {
 const config = parsed.data;
 
 const transport = createTransport({
+  redisClusterNodes: config.REDIS_CLUSTER_NODES,
   redisUrl: config.REDIS_URL,
   redisChannelPrefix: config.REDIS_CHANNEL_PREFIX,
   publishUrl: config.WS_PUBLISH_URL,
@@ -72,6 +84,18 @@ const relay = new OutboxRelay({
     : {}),
 });
 
+const jobs =
+  config.SCHEDULED_JOBS === 'on'
+    ? startScheduledJobs({
+        databaseUrl: config.DATABASE_URL,
+        subscriptionExpiryIntervalMs: config.SUBSCRIPTION_EXPIRY_INTERVAL_MS,
+        notificationRetentionIntervalMs: config.NOTIFICATION_RETENTION_INTERVAL_MS,
+        notificationRetentionDays: config.NOTIFICATION_RETENTION_DAYS,
+        name: config.OUTBOX_RELAY_NAME,
+        log,
+      })
+    : undefined;
+
 let stopping = false;
 async function stop(why: string): Promise<void> {
   if (stopping) return;
@@ -79,7 +103,7 @@ async function stop(why: string): Promise<void> {
   log.info('outbox relay stopping', { relay: config.OUTBOX_RELAY_NAME, why, ...relay.counts });
   // A batch waits at most for one publish timeout per row before it fails; never hang for ever.
   setTimeout(() => process.exit(1), 10_000).unref();
-  await relay.stop();
+  await Promise.all([relay.stop(), jobs?.stop()]);
   await transport.close();
   process.exit(0);
 }

@@ -2,6 +2,7 @@ import { notFound, redirect } from 'next/navigation';
 import { CreatorPresence } from '@/components/CreatorPresence.tsx';
 import { LivePostList } from '@/components/LivePostList.tsx';
 import { SubscribeButton } from '@/components/SubscribeButton.tsx';
+import { TipForm } from '@/components/TipForm.tsx';
 import { currentUser } from '@/lib/auth.ts';
 import { db } from '@/lib/db.ts';
 import { postsOfCreator } from '@/lib/domain/posts.ts';
@@ -35,6 +36,7 @@ export default async function CreatorPage({ params }: { params: Promise<{ id: st
         {creator.bio && <p>{creator.bio}</p>}
         <p className="muted">{creator._count.subscribers} subscribers</p>
       </div>
+      {!own && <TipForm creatorId={id} />}
       <h2>Posts</h2>
       <LivePostList channel={channelName.creator(id)} initialPosts={posts} empty="No posts yet." />
     </>

@@ -1,6 +1,7 @@
 import Link from 'next/link';
 import { notFound, redirect } from 'next/navigation';
 import { LivePost } from '@/components/post/LivePost.tsx';
+import { BuyButton } from '@/components/post/BuyButton.tsx';
 import { ViewerCount } from '@/components/post/ViewerCount.tsx';
 import { currentUser } from '@/lib/auth.ts';
 import { postForViewer } from '@/lib/domain/posts.ts';
@@ -42,6 +43,10 @@ export default async function PostPage({ params }: { params: Promise<{ id: strin
           <Link className="button" href={`/creators/${view.author.id}`}>
             See subscription options
           </Link>
+          {view.priceCents !== null && (
+            // Or buy this one post (a simulated payment); the page renders again, unlocked.
+            <BuyButton postId={id} priceCents={view.priceCents} />
+          )}
         </div>
       </article>
     );
