@@ -80,6 +80,9 @@ const envSchema = z.object({
   /** How long a presence entry (an online creator, a post's viewer) counts after its node last
    * refreshed it; nodes refresh every third of it. A dead node stops counting within 4/3 of it. */
   PRESENCE_TTL_MS: z.coerce.number().int().min(300).max(300_000).default(10_000),
+  /** How long the latest operator broadcast is also sent to sockets that connect after it
+   * (ms); 0 sends it only to the sockets open when it arrives (see ADR 0009). At most a day. */
+  BROADCAST_RETAIN_MS: z.coerce.number().int().min(0).max(86_400_000).default(600_000),
   /** Longest a shutdown waits for sockets to close before it ends the process anyway. */
   SHUTDOWN_TIMEOUT_MS: ms(5_000),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
@@ -126,6 +129,7 @@ export type Config = {
   accessCacheTtlMs: number;
   databaseStatementTimeoutMs: number;
   presenceTtlMs: number;
+  broadcastRetainMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
   logFormat: 'json' | 'pretty';
@@ -182,6 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     accessCacheTtlMs: e.ACCESS_CACHE_TTL_MS,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     presenceTtlMs: e.PRESENCE_TTL_MS,
+    broadcastRetainMs: e.BROADCAST_RETAIN_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

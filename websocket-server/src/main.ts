@@ -101,6 +101,7 @@ async function main(): Promise<void> {
       },
       subscribesPerSecond: config.subscribesPerSecondPerUser,
       subscribeBurst: config.subscribeBurstPerUser,
+      broadcastRetainMs: config.broadcastRetainMs,
     },
     { broker, directory, accessCache: directory, verifier: new SessionVerifier(config.nextAuthSecret), metrics, logger, presence },
   );

@@ -46,6 +46,18 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly broadcasts = new Counter({
+    name: 'ws_broadcasts_total',
+    help: 'Operator broadcasts received from the broker, by outcome (delivered, invalid)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly broadcastDeliveries = new Counter({
+    name: 'ws_broadcast_deliveries_total',
+    help: 'Broadcast frames queued for sockets: live (every open socket when it arrived) or at_connect (the retained notice, to a socket that connected later)',
+    labelNames: ['when'] as const,
+    registers: [this.registry],
+  });
   readonly published = new Counter({
     name: 'ws_http_publish_total',
     help: 'POST /publish requests, by HTTP status',

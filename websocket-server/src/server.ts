@@ -18,6 +18,7 @@ import { isOriginAllowed } from './auth/origin.ts';
 import { SessionCheck, type SessionVerdict } from './auth/session-check.ts';
 import { extractSessionToken } from './auth/session-token.ts';
 import type { SessionVerifier } from './auth/session-verifier.ts';
+import { Broadcaster, DEFAULT_BROADCAST_RETAIN_MS } from './broadcast.ts';
 import type { Broker } from './broker/broker.ts';
 import type { ChannelContext } from './channels/policy.ts';
 import { CLOSE_GRACE_MS, Connection, type ConnectionLimits } from './connection.ts';
@@ -36,7 +37,7 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { Presence } from './presence/presence.ts';
 import { PresenceTracker } from './presence/tracker.ts';
-import { CLOSE_CODES, CONTROL_CHANNEL, WS_SUBPROTOCOL, closeReasonWithRetry } from './protocol/index.ts';
+import { BROADCAST_CHANNEL, CLOSE_CODES, CONTROL_CHANNEL, WS_SUBPROTOCOL, closeReasonWithRetry } from './protocol/index.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
 export interface RealtimeServerOptions {
@@ -54,6 +55,8 @@ export interface RealtimeServerOptions {
   /** Subscribes per user per second on this process, and the burst allowed at once. */
   subscribesPerSecond: number;
   subscribeBurst: number;
+  /** How long the latest operator broadcast is sent to sockets that connect after it (ms). */
+  broadcastRetainMs?: number;
 }
 
 export interface RealtimeServerDeps {
@@ -100,6 +103,7 @@ export class RealtimeServer {
   readonly #sessions = new SessionRegistry();
   readonly #reauthorizer: Reauthorizer;
   readonly #control: ControlHandler;
+  readonly #broadcaster: Broadcaster;
   readonly #sessionCheck: SessionCheck;
   readonly #admission: Admission;
   readonly #subscribeBudget: KeyedBuckets;
@@ -170,8 +174,10 @@ export class RealtimeServer {
     presence.onAnnouncement((channel, payload) => {
       broker.publish(channel, payload, { transient: true }).catch((error: Error) => logger.warn('presence announcement not published', { channel, error: error.message }));
     });
+    this.#broadcaster = new Broadcaster(() => this.#connections, metrics, logger, { retainMs: options.broadcastRetainMs ?? DEFAULT_BROADCAST_RETAIN_MS });
     broker.onMessage((channel, payload) => {
       if (channel === CONTROL_CHANNEL) this.#control.handle(payload);
+      else if (channel === BROADCAST_CHANNEL) this.#broadcaster.handle(payload);
       else router.route(channel, payload);
     });
 
@@ -222,6 +228,10 @@ export class RealtimeServer {
     // re-subscribes by itself), and the server must still start and serve (/health says so).
     this.#deps.broker.subscribe(CONTROL_CHANNEL).catch((error: Error) => {
       this.#deps.logger.warn('control channel not subscribed', { error: error.message });
+    });
+    // Operator broadcasts too: every socket of every node receives them (broadcast.ts).
+    this.#deps.broker.subscribe(BROADCAST_CHANNEL).catch((error: Error) => {
+      this.#deps.logger.warn('broadcast channel not subscribed', { error: error.message });
     });
     await new Promise<void>((resolve, reject) => {
       this.#http.once('error', reject);
@@ -452,6 +462,7 @@ export class RealtimeServer {
       slice?.add(connection);
       connection.onceClosed(() => slice?.delete(connection));
       this.#connections.add(connection);
+      this.#broadcaster.welcome(connection);
       metrics.connections.inc();
       metrics.connectionsTotal.inc();
       this.#presence.connected(session.userId);

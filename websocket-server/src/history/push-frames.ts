@@ -4,7 +4,7 @@
  * and gap filling all go through here, so a replayed event is byte for byte the live one.
  */
 import { randomUUID } from 'node:crypto';
-import { publishedEventSchema, type PublishedEvent } from '../protocol/index.ts';
+import { eventAllowedOn, publishedEventSchema, type PublishedEvent } from '../protocol/index.ts';
 import { frameText } from '../ws-frame.ts';
 
 /** `wire`: the complete WebSocket frame, framed once and written as is to every subscriber. */
@@ -21,6 +21,7 @@ export function parsePush(channel: string, payload: string): { ok: true; push: P
   if (!parsed.success) {
     return { ok: false, reason: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
   }
+  if (!eventAllowedOn(channel, parsed.data.type)) return { ok: false, reason: `${parsed.data.type} events are not accepted on ${channel}` };
   return { ok: true, push: { event: parsed.data, wire: frameText(Buffer.from(JSON.stringify(toPushFrame(channel, parsed.data)))) } };
 }
 

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Broker } from '../broker/broker.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import { parseChannel, publishRequestSchema, publishedEventSchema } from '../protocol/index.ts';
+import { eventAllowedOn, isReservedChannel, parseChannel, publishRequestSchema, publishedEventSchema } from '../protocol/index.ts';
 import { bearerMatches } from './bearer.ts';
 import { BodyTooLargeError, readBody, sendJson } from './body.ts';
 
@@ -51,7 +51,8 @@ export function createPublishHandler({ broker, secret, metrics, logger }: Publis
     }
     const { channel, channels: many, ...rest } = envelope.data;
     const channels = [...new Set(many ?? [channel!])];
-    const invalid = channels.find((name) => !parseChannel(name).ok);
+    // `broadcast` is reserved but publishable: every node delivers it to every socket (broadcast.ts).
+    const invalid = channels.find((name) => !isReservedChannel(name) && !parseChannel(name).ok);
     if (invalid !== undefined) {
       reply(400, { error: 'invalid_channel', message: `invalid channel ${JSON.stringify(invalid)}` });
       return;
@@ -59,6 +60,11 @@ export function createPublishHandler({ broker, secret, metrics, logger }: Publis
     const event = publishedEventSchema.safeParse({ ...rest, id: rest.id ?? randomUUID(), ts: Date.now() });
     if (!event.success) {
       reply(400, { error: 'bad_request', message: describe(event.error.issues) });
+      return;
+    }
+    const misplaced = channels.find((name) => !eventAllowedOn(name, event.data.type));
+    if (misplaced !== undefined) {
+      reply(400, { error: 'bad_request', message: `${event.data.type} events are not accepted on ${JSON.stringify(misplaced)}: broadcast events go on the broadcast channel only, and it carries nothing else` });
       return;
     }
     const payload = JSON.stringify(event.data);

@@ -53,6 +53,11 @@ export function isReservedChannel(name: string): boolean {
   return name === BROADCAST_CHANNEL;
 }
 
+/** `broadcast` events travel on the broadcast channel only, and it carries nothing else. */
+export function eventAllowedOn(channel: string, eventType: string): boolean {
+  return (channel === BROADCAST_CHANNEL) === (eventType === 'broadcast');
+}
+
 /** Builders, so that no caller ever concatenates a channel name by hand. */
 export const channelName = {
   notifications: (userId: string) => `notifications_${userId}`,
