@@ -32,6 +32,7 @@
 //                   server (POST /publish, POST /control) and where the app's GET /api/health
 //                   checks the server's /health.
 //   LOG_DIR         default ./logs (created if missing). Rotation: ops/logrotate/fonana.
+//   FONANA_ROOT     the directory the apps run from (see `root` below; deploy.sh sets it).
 //   WS_DIST_DIR     where `npm run ws:build` wrote the server, default websocket-server/dist.
 //   SHUTDOWN_TIMEOUT_MS  the server's drain time (default 5000); kill_timeout is derived from it.
 //   OUTBOX_RELAY_INSTANCES  fonana-outbox processes (default 1). Any number may run, here or on
@@ -40,7 +41,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = path.dirname(fileURLToPath(import.meta.url));
+// FONANA_ROOT: the directory the apps run from, default this file's own. scripts/deploy.sh sets
+// it to $DEPLOY_ROOT/current, a symlink, and every path below goes through it unresolved: a
+// reload after the link moved starts the processes from the new release (Node resolves the
+// link when it loads the script), and PM2's saved list always names `current`. Without it the
+// path would be the release's real directory (Node resolves symlinks in import.meta.url).
+const root = process.env.FONANA_ROOT ? path.resolve(process.env.FONANA_ROOT) : path.dirname(fileURLToPath(import.meta.url));
 const env = process.env;
 
 function positiveInt(name, fallback) {
