@@ -22,7 +22,7 @@
 // Settings read from the environment when this file is loaded:
 //   WS_INSTANCES    fonana-ws processes, a number or "max" (default 1). Always cluster mode, so
 //                   they share one port and `pm2 reload` replaces them one at a time. More than
-//                   one needs REDIS_URL: each process only sees its own clients, and Redis is
+//                   one needs REDIS_URL (or REDIS_CLUSTER_NODES): each process only sees its own clients, and Redis is
 //                   what fans an event out to all of them.
 //   WS_PORT         default 3002;  PORT (the app) default 3000.
 //   METRICS_PORT    default 9610: fonana-ws process n also serves /health and /metrics on
@@ -70,7 +70,7 @@ const instances = wsInstances();
 // Without Redis each process has an in-process broker: an event published to one process
 // (POST /publish lands on whichever process the cluster picks) would never reach clients
 // connected to the others. Refuse rather than lose events silently.
-if (instances !== 1 && !env.REDIS_URL) {
+if (instances !== 1 && !env.REDIS_URL && !env.REDIS_CLUSTER_NODES) {
   throw new Error(`WS_INSTANCES=${env.WS_INSTANCES} needs REDIS_URL: several fonana-ws processes share events only through Redis`);
 }
 

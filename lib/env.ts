@@ -6,6 +6,7 @@
  * that needs the configuration fails fast, listing every problem at once.
  */
 import { z } from 'zod';
+import { clusterNodesSchema } from './realtime/cluster-nodes.ts';
 
 const emptyToUndefined = (value: unknown) => (value === '' ? undefined : value);
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
@@ -18,6 +19,8 @@ const envSchema = z.object({
   NEXTAUTH_URL: z.preprocess(emptyToUndefined, z.url().default('http://localhost:3000')),
   /** Set: publish with Redis PUBLISH. Unset: publish with the server's POST /publish. */
   REDIS_URL: optionalString,
+  /** `host:port,…`: a Redis Cluster (sharded pub/sub), as the server's; takes precedence over REDIS_URL. */
+  REDIS_CLUSTER_NODES: clusterNodesSchema,
   /** Must equal the WebSocket server's REDIS_CHANNEL_PREFIX. */
   REDIS_CHANNEL_PREFIX: z.preprocess(emptyToUndefined, z.string().default('ws:')),
   /** Where the WebSocket server's HTTP endpoint listens, as seen from this process. */

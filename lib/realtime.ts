@@ -63,6 +63,7 @@ function transport(): Transport {
   if (!chosen) {
     const e = env();
     chosen = createTransport({
+      redisClusterNodes: e.REDIS_CLUSTER_NODES,
       redisUrl: e.REDIS_URL,
       redisChannelPrefix: e.REDIS_CHANNEL_PREFIX,
       publishUrl: e.WS_PUBLISH_URL,

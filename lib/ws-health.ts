@@ -3,8 +3,8 @@
  * one URL learn that the real-time layer is down from the app's answer too.
  *
  * Which server: the one at WS_PUBLISH_URL (`GET <WS_PUBLISH_URL>/health`). It is checked when
- * WS_PUBLISH_URL is set, or when REDIS_URL is not (the app then reaches the server only through
- * that URL, default http://127.0.0.1:3002). With REDIS_URL and no WS_PUBLISH_URL the app talks
+ * WS_PUBLISH_URL is set, or when neither REDIS_URL nor REDIS_CLUSTER_NODES is (the app then reaches
+ * the server only through that URL, default http://127.0.0.1:3002). With Redis and no WS_PUBLISH_URL the app talks
  * to the servers only through Redis and knows no address of theirs: `not_configured`, and the
  * app's health does not depend on them (ecosystem.config.js always sets WS_PUBLISH_URL).
  */
@@ -35,7 +35,7 @@ export function wsHealthFails(health: WsHealth): boolean {
 }
 
 export async function wsHealth(timeoutMs = WS_HEALTH_TIMEOUT_MS): Promise<WsHealth> {
-  if (!process.env.WS_PUBLISH_URL && process.env.REDIS_URL) return { status: 'not_configured' };
+  if (!process.env.WS_PUBLISH_URL && (process.env.REDIS_URL || process.env.REDIS_CLUSTER_NODES)) return { status: 'not_configured' };
   const url = new URL('/health', env().WS_PUBLISH_URL).toString();
   const started = Date.now();
   let response: Response | undefined;

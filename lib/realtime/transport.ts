@@ -1,5 +1,6 @@
 /**
- * How an event leaves for the WebSocket nodes. Two implementations, chosen by configuration:
+ * How an event leaves for the WebSocket nodes. Three implementations, chosen by configuration:
+ * a Redis Cluster (redis-cluster-transport.ts: the same script with SPUBLISH, REDIS_CLUSTER_NODES),
  * Redis (the history script: the channel's next offset, the capped stream and the PUBLISH, in
  * one step; every node subscribed to the prefix receives it) and the WebSocket server's
  * `POST /publish` (the single-machine default, where the server's broker is in-process and
@@ -23,7 +24,7 @@ export interface EventPayload {
 }
 
 export interface Transport {
-  readonly kind: 'redis' | 'http';
+  readonly kind: 'redis' | 'redis-cluster' | 'http';
   /**
    * Sends one event to every channel in `channels` (at most MAX_PUBLISH_CHANNELS) with one
    * serialization and one round trip (a Redis pipeline, or one POST /publish naming them all).
