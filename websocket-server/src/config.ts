@@ -80,6 +80,9 @@ const envSchema = z.object({
   /** How long a presence entry (an online creator, a post's viewer) counts after its node last
    * refreshed it; nodes refresh every third of it. A dead node stops counting within 4/3 of it. */
   PRESENCE_TTL_MS: z.coerce.number().int().min(300).max(300_000).default(10_000),
+  /** How long a node's stats snapshot (GET /stats, the admin page) counts after it was written;
+   * nodes write every third of it, so a dead node drops out of the list within this. */
+  NODE_STATS_TTL_MS: z.coerce.number().int().min(300).max(300_000).default(6_000),
   /** How long the latest operator broadcast is also sent to sockets that connect after it
    * (ms); 0 sends it only to the sockets open when it arrives (see ADR 0009). At most a day. */
   BROADCAST_RETAIN_MS: z.coerce.number().int().min(0).max(86_400_000).default(600_000),
@@ -129,6 +132,7 @@ export type Config = {
   accessCacheTtlMs: number;
   databaseStatementTimeoutMs: number;
   presenceTtlMs: number;
+  nodeStatsTtlMs: number;
   broadcastRetainMs: number;
   shutdownTimeoutMs: number;
   logLevel: string;
@@ -186,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     accessCacheTtlMs: e.ACCESS_CACHE_TTL_MS,
     databaseStatementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
     presenceTtlMs: e.PRESENCE_TTL_MS,
+    nodeStatsTtlMs: e.NODE_STATS_TTL_MS,
     broadcastRetainMs: e.BROADCAST_RETAIN_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,

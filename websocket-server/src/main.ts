@@ -16,6 +16,9 @@ import { CachedDirectory } from './data/cached-directory.ts';
 import { PrismaDirectory } from './data/prisma-directory.ts';
 import { createLogger } from './logger.ts';
 import { Metrics } from './metrics.ts';
+import { NodeStatsReporter } from './ops/node-stats.ts';
+import { MemoryNodeStatsStore, type NodeStatsStore } from './ops/stats-store.ts';
+import { RedisNodeStatsStore } from './ops/stats-store-redis.ts';
 import { MemoryPresence } from './presence/memory.ts';
 import type { Presence } from './presence/presence.ts';
 import { RedisPresence } from './presence/redis.ts';
@@ -74,6 +77,13 @@ async function main(): Promise<void> {
   else if (config.redisUrl) presence = new RedisPresence({ ...presenceOptions, url: config.redisUrl });
   if (presence instanceof RedisPresence) await presence.ready(2_000).catch((error: Error) => logger.warn('presence starting before Redis is ready', { error: error.message }));
 
+  // Node stats (GET /stats, the admin page) live there too: every node lists every node.
+  const statsOptions = { prefix: config.redisChannelPrefix, logger, nodeId };
+  let statsStore: NodeStatsStore = new MemoryNodeStatsStore();
+  if (config.redisClusterNodes.length > 0) statsStore = new RedisNodeStatsStore({ ...statsOptions, clusterNodes: config.redisClusterNodes });
+  else if (config.redisUrl) statsStore = new RedisNodeStatsStore({ ...statsOptions, url: config.redisUrl });
+  if (statsStore instanceof RedisNodeStatsStore) await statsStore.ready(2_000).catch((error: Error) => logger.warn('node stats starting before Redis is ready', { error: error.message }));
+
   const server = new RealtimeServer(
     {
       host: config.host,
@@ -103,8 +113,26 @@ async function main(): Promise<void> {
       subscribeBurst: config.subscribeBurstPerUser,
       broadcastRetainMs: config.broadcastRetainMs,
     },
-    { broker, directory, accessCache: directory, verifier: new SessionVerifier(config.nextAuthSecret), metrics, logger, presence },
+    {
+      broker,
+      directory,
+      accessCache: directory,
+      verifier: new SessionVerifier(config.nextAuthSecret),
+      metrics,
+      logger,
+      presence,
+      nodeStats: { store: statsStore, ttlMs: config.nodeStatsTtlMs },
+    },
   );
+  const nodeStats = new NodeStatsReporter({
+    store: statsStore,
+    nodeId,
+    broker: broker.kind,
+    metrics,
+    counts: () => server.liveCounts(),
+    ttlMs: config.nodeStatsTtlMs,
+    logger,
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -116,10 +144,12 @@ async function main(): Promise<void> {
       logger.error('shutdown did not finish in time; exiting');
       process.exit(1);
     }, config.shutdownTimeoutMs + 4_000).unref();
+    // Leaving: off the stats list at once, not NODE_STATS_TTL_MS later.
+    await within(nodeStats.stop(), 1_000);
     // Each step is bounded, so Redis and the database are closed whatever the sockets do.
     const serverClosed = await within(server.close(), config.shutdownTimeoutMs + 1_500);
     if (!serverClosed) logger.warn('sockets still open at the shutdown deadline; closing Redis and the database anyway');
-    const [brokerClosed, databaseClosed] = await Promise.all([within(broker.close(), 1_000), within(directory.close(), 1_000), within(presence.close(), 1_000)]);
+    const [brokerClosed, databaseClosed] = await Promise.all([within(broker.close(), 1_000), within(directory.close(), 1_000), within(presence.close(), 1_000), within(statsStore.close(), 1_000)]);
     logger.info('bye', { brokerClosed, databaseClosed });
     process.exit(serverClosed ? 0 : 1);
   };
@@ -139,6 +169,7 @@ async function main(): Promise<void> {
     const metricsPort = await server.listenMonitoring(config.metricsPort);
     logger.info('monitoring listener', { host: '127.0.0.1', port: metricsPort });
   }
+  nodeStats.start();
   process.send?.('ready');
   process.send?.({ type: 'listening', port });
 }

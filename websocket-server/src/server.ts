@@ -30,11 +30,14 @@ import { respondHealth } from './http/health.ts';
 import { sendJson } from './http/body.ts';
 import { createPositionHandler } from './http/position.ts';
 import { createPublishHandler } from './http/publish.ts';
+import { createStatsHandler } from './http/stats.ts';
 import { Hub } from './hub.ts';
 import { Admission, type AdmissionLimits, type AdmissionRefusal, type AdmissionTicket } from './limits/admission.ts';
 import { KeyedBuckets } from './limits/keyed-buckets.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import type { LiveCounts } from './ops/node-stats.ts';
+import type { NodeStatsStore } from './ops/stats-store.ts';
 import type { Presence } from './presence/presence.ts';
 import { PresenceTracker } from './presence/tracker.ts';
 import { BROADCAST_CHANNEL, CLOSE_CODES, CONTROL_CHANNEL, WS_SUBPROTOCOL, closeReasonWithRetry } from './protocol/index.ts';
@@ -70,6 +73,8 @@ export interface RealtimeServerDeps {
   /** Presence store (presence/): Redis beside a Redis broker, in-process beside the in-process
    * one. Closed by the caller, like the broker. */
   presence: Presence;
+  /** Every node's stats snapshots, for GET /stats (ops/). Without it /stats is 404. */
+  nodeStats?: { store: NodeStatsStore; ttlMs: number };
 }
 
 const WEBSOCKET_PATHS = new Set(['/', '/ws']);
@@ -112,6 +117,7 @@ export class RealtimeServer {
   readonly #publish: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
   readonly #publishControl: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
   readonly #position: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+  readonly #stats: (request: IncomingMessage, response: ServerResponse) => Promise<void>;
   #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle';
   #heartbeat: NodeJS.Timeout | undefined;
   /** Sockets per heartbeat tick; new sockets are dealt to the slices in turn. */
@@ -195,6 +201,7 @@ export class RealtimeServer {
     this.#publish = createPublishHandler({ broker, secret: options.publishSecret, metrics, logger });
     this.#publishControl = createControlHandler({ broker, secret: options.publishSecret, logger });
     this.#position = createPositionHandler({ broker, secret: options.publishSecret });
+    this.#stats = createStatsHandler({ nodeStats: deps.nodeStats, secret: options.publishSecret, nodeId: options.nodeId });
     this.#http = createServer((request, response) => {
       this.#route(request, response).catch((error: Error) => {
         logger.error('http handler failed', { path: request.url?.split('?')[0], error: error.message });
@@ -219,6 +226,16 @@ export class RealtimeServer {
 
   get connectionCount(): number {
     return this.#connections.size;
+  }
+
+  /** What this node holds now, for its stats snapshot (ops/node-stats.ts). */
+  liveCounts(): LiveCounts {
+    return {
+      connections: this.#connections.size,
+      users: this.#sessions.userCount,
+      channels: this.#hub.channelCount,
+      subscriptions: this.#hub.subscriptionCount,
+    };
   }
 
   async listen(): Promise<number> {
@@ -360,6 +377,8 @@ export class RealtimeServer {
         return this.#publishControl(request, response);
       case 'GET /position':
         return this.#position(request, response);
+      case 'GET /stats':
+        return this.#stats(request, response);
       default:
         sendJson(response, 404, { error: 'not_found', message: `no route for ${route.slice(0, 100)}` });
     }

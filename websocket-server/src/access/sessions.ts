@@ -59,6 +59,11 @@ export class SessionRegistry {
     return this.#recent.seq;
   }
 
+  /** Distinct users with at least one open session on this node. */
+  get userCount(): number {
+    return this.#byUser.size;
+  }
+
   connectionsOf(userId: string): number {
     return this.#byUser.get(userId)?.size ?? 0;
   }
