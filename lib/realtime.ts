@@ -31,7 +31,9 @@ import {
   channelName,
   CONTROL_CHANNEL,
   controlMessageSchema,
+  eventAllowedOn,
   eventDataSchemas,
+  isReservedChannel,
   parseChannel,
   type ControlMessage,
   type EntitlementCause,
@@ -91,7 +93,8 @@ export async function enqueue<T extends EventType>(tx: Tx, channels: string | re
   const list = [...new Set(typeof channels === 'string' ? [channels] : channels)];
   if (list.length === 0) return false;
   const first = list.length === 1 ? list[0]! : `${list[0]} and ${list.length - 1} more`;
-  const badChannel = list.find((name) => !parseChannel(name).ok);
+  // `broadcast` is reserved but publishable (operator notices); it takes broadcast events only.
+  const badChannel = list.find((name) => (!isReservedChannel(name) && !parseChannel(name).ok) || !eventAllowedOn(name, type));
   if (badChannel !== undefined) {
     countInvalid(first, type, `invalid channel ${JSON.stringify(badChannel)}`, []);
     return false;
