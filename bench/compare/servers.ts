@@ -10,7 +10,8 @@ import type { Target } from './protocol.ts';
 
 const PROBE = fileURLToPath(new URL('./support/probe.mjs', import.meta.url));
 const ENTRIES: Record<Target, string> = {
-  project: fileURLToPath(new URL('../../websocket-server/src/main.ts', import.meta.url)),
+  // BENCH_PROJECT_ENTRY: another checkout's main.ts, for an A/B of two commits (ab.ts).
+  project: process.env.BENCH_PROJECT_ENTRY ?? fileURLToPath(new URL('../../websocket-server/src/main.ts', import.meta.url)),
   socketio: fileURLToPath(new URL('./servers/socketio-server.ts', import.meta.url)),
   raw: fileURLToPath(new URL('./servers/raw-ws-server.ts', import.meta.url)),
 };

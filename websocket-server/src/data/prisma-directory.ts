@@ -1,16 +1,27 @@
+/**
+ * The Directory on PostgreSQL. Most reads go through Prisma; the two made on every connect
+ * (the session check and the unread-notifications snapshot a `notifications_` subscribe sends)
+ * are single SQL statements on the same pool, as named (prepared) queries: through Prisma they
+ * cost ~1,900 µs of CPU per connection (query compilation and interpretation, and the snapshot's
+ * BEGIN / SET TRANSACTION / two queries / COMMIT: five round trips), measured by
+ * bench/compare/connect-costs.ts on the connect scenario. One statement reads one snapshot, so
+ * the list and the count still agree without a transaction.
+ */
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../../../generated/prisma/client.ts';
 import type { ConversationParticipants, Directory, PostAccessFacts, SessionState, SubscriptionFacts } from './directory.ts';
 import { toNotificationPayload, type NotificationPayload } from '../protocol/index.ts';
 
 export class PrismaDirectory implements Directory {
   readonly #prisma: PrismaClient;
+  readonly #pool: pg.Pool;
 
   constructor(databaseUrl: string, options: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number }) {
     // Handshakes and subscribes are short point lookups; a small pool is plenty per process.
     // Both timeouts make a slow or unreachable database fail a handshake fast (close 1013)
     // instead of queueing handshakes behind it without bound.
-    const adapter = new PrismaPg({
+    this.#pool = new pg.Pool({
       connectionString: databaseUrl,
       max: options.poolMax,
       idleTimeoutMillis: 10_000,
@@ -19,20 +30,21 @@ export class PrismaDirectory implements Directory {
       statement_timeout: options.statementTimeoutMs,
       query_timeout: options.statementTimeoutMs + 1_000,
     });
-    this.#prisma = new PrismaClient({ adapter });
+    // An idle client's error (the database restarted) must not end the process; the next query
+    // gets a fresh connection and fails or succeeds on its own.
+    this.#pool.on('error', () => {});
+    this.#prisma = new PrismaClient({ adapter: new PrismaPg(this.#pool) });
   }
 
   async sessionState(userId: string, sessionId: string | undefined): Promise<SessionState> {
-    const user = await this.#prisma.user.findUnique({
-      where: { id: userId },
-      select: {
-        sessionsValidAfter: true,
-        ...(sessionId ? { revokedSessions: { where: { sessionId }, select: { sessionId: true }, take: 1 } } : {}),
-      },
+    const { rows } = await this.#pool.query<{ sessionsValidAfter: Date | null; revoked: boolean }>({
+      name: 'ws_session_state',
+      text: SESSION_STATE_SQL,
+      values: [userId, sessionId ?? null],
     });
+    const user = rows[0];
     if (!user) return { exists: false, sessionsValidAfter: null, sessionRevoked: false };
-    const revoked = 'revokedSessions' in user && Array.isArray(user.revokedSessions) && user.revokedSessions.length > 0;
-    return { exists: true, sessionsValidAfter: user.sessionsValidAfter, sessionRevoked: revoked };
+    return { exists: true, sessionsValidAfter: user.sessionsValidAfter, sessionRevoked: user.revoked };
   }
 
   async creatorExists(creatorId: string): Promise<boolean> {
@@ -63,13 +75,10 @@ export class PrismaDirectory implements Directory {
   }
 
   async unreadNotifications(userId: string, limit: number): Promise<{ notifications: NotificationPayload[]; count: number }> {
-    const where = { userId, isRead: false };
-    // One snapshot: a list and a count read at different moments could disagree.
-    const [rows, count] = await this.#prisma.$transaction(
-      [this.#prisma.notification.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: limit }), this.#prisma.notification.count({ where })],
-      { isolationLevel: 'RepeatableRead' },
-    );
-    return { notifications: rows.map(toNotificationPayload), count };
+    const { rows } = await this.#pool.query<UnreadRow>({ name: 'ws_unread_notifications', text: UNREAD_SQL, values: [userId, limit] });
+    // Always one row at least (the count); a row without an id is "no notification".
+    const notifications = rows.filter((row): row is UnreadRow & { id: string } => row.id !== null).map((row) => toNotificationPayload({ ...row, data: row.data ?? undefined }));
+    return { notifications, count: rows[0]?.count ?? 0 };
   }
 
   async notificationsAfter(userId: string, lastId: string, limit: number): Promise<{ notifications: NotificationPayload[]; unreadCount: number }> {
@@ -102,5 +111,26 @@ export class PrismaDirectory implements Directory {
 
   async close(): Promise<void> {
     await this.#prisma.$disconnect();
+    await this.#pool.end();
   }
 }
+
+// Timestamps are `timestamp(3)` (no zone) holding UTC, as Prisma writes them; `AT TIME ZONE 'UTC'`
+// makes them `timestamptz`, which pg reads as the right instant whatever the process's TZ.
+
+/** The user, their "sign out everywhere" cutoff, and whether this `sid` was signed out. */
+const SESSION_STATE_SQL = `SELECT u."sessionsValidAfter" AT TIME ZONE 'UTC' AS "sessionsValidAfter",
+  EXISTS (SELECT 1 FROM "RevokedSession" r WHERE r."userId" = u.id AND r."sessionId" = $2) AS revoked
+FROM "User" u WHERE u.id = $1`;
+
+type UnreadRow = { id: string | null; type: string; title: string; message: string; isRead: boolean; data: unknown; createdAt: Date; count: number };
+
+/** The newest `$2` unread notifications and the unread count, in one statement (one snapshot). */
+const UNREAD_SQL = `SELECT n.id, n.type, n.title, n.message, n."isRead", n.data, n."createdAt", c.count
+FROM (SELECT count(*)::int AS count FROM "Notification" WHERE "userId" = $1 AND "isRead" = false) c
+LEFT JOIN LATERAL (
+  SELECT id, type, title, message, "isRead", data, "createdAt" AT TIME ZONE 'UTC' AS "createdAt"
+  FROM "Notification" WHERE "userId" = $1 AND "isRead" = false
+  ORDER BY "createdAt" DESC, id DESC LIMIT $2
+) n ON true
+ORDER BY n."createdAt" DESC, n.id DESC`;
