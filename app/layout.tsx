@@ -1,5 +1,6 @@
 import type { Metadata } from 'next';
 import type { ReactNode } from 'react';
+import { BroadcastBanner } from '@/components/BroadcastBanner.tsx';
 import { Header } from '@/components/Header.tsx';
 import { RealtimeProvider } from '@/hooks/RealtimeProvider.tsx';
 import { currentUser } from '@/lib/auth.ts';
@@ -19,6 +20,8 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
   const user = await currentUser();
   const page = (
     <>
+      {/* Operator notices: shown only inside the provider (signed in), above everything. */}
+      <BroadcastBanner />
       <Header user={user} />
       <main>{children}</main>
     </>

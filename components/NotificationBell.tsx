@@ -4,6 +4,7 @@ import Link from 'next/link';
 import { useEffect, useRef, useState } from 'react';
 import { useNotifications } from '@/hooks/useNotifications.ts';
 import type { NotificationPayload } from '@/websocket-server/src/protocol/index.ts';
+import { BellIcon } from './icons.tsx';
 import { timeAgo } from './time.ts';
 import styles from './NotificationBell.module.css';
 
@@ -46,12 +47,15 @@ export function NotificationBell() {
         data-mode={n.mode}
         onClick={() => setOpen((v) => !v)}
       >
-        <svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" aria-hidden="true">
-          <path d="M18 8a6 6 0 1 0-12 0c0 7-3 9-3 9h18s-3-2-3-9" />
-          <path d="M13.73 21a2 2 0 0 1-3.46 0" />
-        </svg>
-        <span className={styles.count} data-testid="bell-count" data-count={n.unreadCount} hidden={n.unreadCount === 0}>
-          {n.unreadCount > 99 ? '99+' : n.unreadCount}
+        {/* bell-count always carries the number (data-count); the badge exists only above 0 (a
+            `hidden` attribute lost to the badge's display: inline-flex and showed a red 0). */}
+        <span data-testid="bell-count" data-count={n.unreadCount}>
+          <BellIcon width={18} height={18} style={{ display: 'block' }} />
+          {n.unreadCount > 0 && (
+            <span className={styles.count} data-testid="bell-badge">
+              {n.unreadCount > 99 ? '99+' : n.unreadCount}
+            </span>
+          )}
         </span>
       </button>
       {open && (

@@ -1,5 +1,6 @@
 import Link from 'next/link';
 import type { PostSummary } from '@/websocket-server/src/protocol/index.ts';
+import { CommentIcon, HeartIcon, LockIcon } from './icons.tsx';
 
 export type PostCardData = PostSummary & { authorName?: unknown; likesCount?: number; commentsCount?: number };
 
@@ -12,7 +13,7 @@ export function PostCard({ post }: { post: PostCardData }) {
         <Link href={`/posts/${post.id}`}>
           <strong>{post.title}</strong>
         </Link>
-        {post.isLocked && <span className="badge locked">🔒 {post.requiredTier ?? 'subscribers'}</span>}
+        {post.isLocked && <span className="badge locked"><LockIcon /> {post.requiredTier ?? 'subscribers'}</span>}
         <span className="spacer" />
         <time className="muted" dateTime={post.createdAt} suppressHydrationWarning>
           {new Date(post.createdAt).toLocaleDateString()}
@@ -25,8 +26,8 @@ export function PostCard({ post }: { post: PostCardData }) {
             by <Link href={`/creators/${post.authorId}`}>{authorName}</Link>
           </span>
         )}
-        {post.likesCount !== undefined && <span>♥ {post.likesCount}</span>}
-        {post.commentsCount !== undefined && <span>💬 {post.commentsCount}</span>}
+        {post.likesCount !== undefined && <span aria-label={`${post.likesCount} likes`}><HeartIcon /> {post.likesCount}</span>}
+        {post.commentsCount !== undefined && <span aria-label={`${post.commentsCount} comments`}><CommentIcon /> {post.commentsCount}</span>}
       </div>
     </article>
   );

@@ -22,6 +22,7 @@ import { CommentForm } from './CommentForm.tsx';
 import { CommentList } from './CommentList.tsx';
 import styles from './LivePost.module.css';
 import { CounterVersion, versionOf } from './versions.ts';
+import { HeartIcon, LockIcon } from '../icons.tsx';
 
 type ReadableView = Extract<PostView, { locked: false }>;
 
@@ -158,7 +159,7 @@ export function LivePost({
       {deleted && <div className={styles.banner}>This post has been deleted.</div>}
       <div className="row">
         <h1 style={{ margin: 0 }}>{initial.summary.title}</h1>
-        {initial.summary.isLocked && <span className="badge locked">🔒 {initial.summary.requiredTier}</span>}
+        {initial.summary.isLocked && <span className="badge locked"><LockIcon /> {initial.summary.requiredTier}</span>}
       </div>
       <p className="muted">
         by <Link href={`/creators/${initial.author.id}`}>{initial.author.name}</Link>
@@ -177,7 +178,7 @@ export function LivePost({
           aria-pressed={likedByMe}
           data-testid="like-button"
         >
-          {likedByMe ? '♥ Liked' : '♡ Like'}
+          <HeartIcon filled={likedByMe} /> {likedByMe ? 'Liked' : 'Like'}
         </button>
         <span data-testid="like-count" data-count={likesCount}>
           {likesCount} {likesCount === 1 ? 'like' : 'likes'}

@@ -86,13 +86,16 @@ const LOCAL_ABORT = 4000;
 /** Grace period before an unused channel is unsubscribed (ms). */
 const UNSUBSCRIBE_LINGER_MS = 1_500;
 
+/** `meta.id`: the event's id, the same for the live frame and the copy sent at a later connect. */
+export type BroadcastListener = (broadcast: BroadcastPayload, meta: { id: string; ts: number }) => void;
+
 export class RealtimeClient {
   readonly #options: Required<Omit<RealtimeClientOptions, 'onLog'>> & Pick<RealtimeClientOptions, 'onLog'>;
   readonly #channels = new Map<string, Subscription>();
   readonly #stateListeners = new Set<() => void>();
   readonly #channelListeners = new Set<() => void>();
   /** Operator broadcasts: pushed on `broadcast` to every socket, never subscribed (onBroadcast). */
-  readonly #broadcastListeners = new Set<(broadcast: BroadcastPayload) => void>();
+  readonly #broadcastListeners = new Set<BroadcastListener>();
   readonly #subscriptionHost: SubscriptionHost;
   readonly #refresh: SessionRefresh;
   #snapshot: ConnectionSnapshot = INITIAL_SNAPSHOT;
@@ -223,10 +226,10 @@ export class RealtimeClient {
   /**
    * Listens to operator broadcasts (`broadcast` events on the reserved `broadcast` channel). The
    * server sends them to every authenticated socket without a subscribe, so this holds no
-   * channel state; a notice the server keeps for late joiners arrives again after a reconnect,
-   * so listeners should treat an equal message as the same notice. Returns the remover.
+   * channel state; a notice the server keeps for late joiners arrives again after a reconnect
+   * with the same `meta.id`, so listeners recognise a notice they already showed. Returns the remover.
    */
-  onBroadcast = (listener: (broadcast: BroadcastPayload) => void): (() => void) => {
+  onBroadcast = (listener: BroadcastListener): (() => void) => {
     this.#broadcastListeners.add(listener);
     return () => this.#broadcastListeners.delete(listener);
   };
@@ -545,7 +548,7 @@ export class RealtimeClient {
     }
     for (const listener of [...this.#broadcastListeners]) {
       try {
-        listener(parsed.data);
+        listener(parsed.data, { id: String(frame.id), ts: Number(frame.ts) });
       } catch (error) {
         this.#log('a broadcast listener threw', { error: (error as Error).message });
       }

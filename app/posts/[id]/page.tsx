@@ -1,5 +1,6 @@
 import Link from 'next/link';
 import { notFound, redirect } from 'next/navigation';
+import { LockIcon } from '@/components/icons.tsx';
 import { LivePost } from '@/components/post/LivePost.tsx';
 import { BuyButton } from '@/components/post/BuyButton.tsx';
 import { ViewerCount } from '@/components/post/ViewerCount.tsx';
@@ -29,7 +30,7 @@ export default async function PostPage({ params }: { params: Promise<{ id: strin
       <article className="card" data-testid="post" data-locked="true">
         <div className="row">
           <h1 style={{ margin: 0 }}>{view.summary.title}</h1>
-          <span className="badge locked">🔒 {view.summary.requiredTier}</span>
+          <span className="badge locked"><LockIcon /> {view.summary.requiredTier}</span>
         </div>
         <p className="muted">
           by <Link href={`/creators/${view.author.id}`}>{view.author.name}</Link>
