@@ -1,5 +1,6 @@
 import Link from 'next/link';
 import type { SessionUser } from '@/lib/auth.ts';
+import { AdminLink } from './admin/AdminLink.tsx';
 import { ConnectionStatus } from './ConnectionStatus.tsx';
 import { UnreadMessagesLink } from './messages/UnreadMessagesLink.tsx';
 import { NotificationBell } from './NotificationBell.tsx';
@@ -20,6 +21,7 @@ export function Header({ user }: { user: SessionUser | null }) {
             <Link href="/creators">Creators</Link>
             {user.isCreator && <Link href={`/creators/${user.id}`}>My page</Link>}
             {user.isCreator && <Link href="/posts/new">New post</Link>}
+            <AdminLink userId={user.id} />
           </nav>
         )}
         <span className="spacer" />

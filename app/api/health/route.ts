@@ -1,35 +1,9 @@
 export const dynamic = 'force-dynamic';
 
-import { db } from '@/lib/db.ts';
 import { log } from '@/lib/log.ts';
 import { publishStats } from '@/lib/realtime.ts';
+import { outboxBacklog } from '@/lib/realtime/outbox-backlog.ts';
 import { wsHealth, wsHealthFails } from '@/lib/ws-health.ts';
-
-/**
- * The outbox backlog: `pending` rows not yet published (growing while Redis, the WebSocket
- * server or every relay is down), when the oldest of them was written, the most attempts one
- * of them has had and its last error, and `failed` rows (refused for good by the publisher).
- */
-async function outboxBacklog() {
-  const [row] = await db().$queryRaw<
-    Array<{ pending: bigint; failed: bigint; oldestPendingAt: Date | null; maxAttempts: number | null; lastError: string | null }>
-  >`
-    SELECT
-      count(*) FILTER (WHERE "sentAt" IS NULL AND "failedAt" IS NULL) AS "pending",
-      count(*) FILTER (WHERE "failedAt" IS NOT NULL) AS "failed",
-      min("createdAt") FILTER (WHERE "sentAt" IS NULL AND "failedAt" IS NULL) AS "oldestPendingAt",
-      max("attempts") FILTER (WHERE "sentAt" IS NULL AND "failedAt" IS NULL) AS "maxAttempts",
-      (array_agg("lastError" ORDER BY "id" DESC) FILTER (WHERE "sentAt" IS NULL AND "lastError" IS NOT NULL))[1] AS "lastError"
-    FROM "OutboxEvent"
-    WHERE "sentAt" IS NULL`;
-  return {
-    pending: Number(row?.pending ?? 0),
-    failed: Number(row?.failed ?? 0),
-    oldestPendingAt: row?.oldestPendingAt?.toISOString() ?? null,
-    maxAttempts: row?.maxAttempts ?? 0,
-    lastError: row?.lastError ?? null,
-  };
-}
 
 /**
  * GET /api/health: the app is up. `publisher`: this process's counters (events enqueued, and
