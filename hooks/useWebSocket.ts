@@ -5,7 +5,7 @@
  */
 import { useSyncExternalStore } from 'react';
 import { useRealtimeContext } from './RealtimeProvider.tsx';
-import type { RealtimeClient } from './realtime/client.ts';
+import type { RealtimeConnection } from './realtime/shared/connection.ts';
 import { INITIAL_SNAPSHOT, type ConnectionSnapshot } from './realtime/state.ts';
 
 const noop = () => () => {};
@@ -13,7 +13,7 @@ const initial = () => INITIAL_SNAPSHOT;
 
 export interface WebSocketStatus extends ConnectionSnapshot {
   mode: 'websocket' | 'polling';
-  client: RealtimeClient | null;
+  client: RealtimeConnection | null;
   /** Try to connect now (after giving up, or to skip a backoff delay). */
   retry: () => void;
 }
