@@ -5,7 +5,7 @@
  * as the check. The outbox relay delivers it like any event, so a WebSocket outage delays the
  * notice instead of losing it; every node then writes it to every signed-in socket
  * (websocket-server/src/broadcast.ts). Nothing else is stored: the notice lives in the outbox
- * row until it is sent, and on the nodes for BROADCAST_RETAIN_MS (ADR 0009).
+ * row until it is sent, and on the nodes for BROADCAST_RETAIN_MS (ADR 0010).
  */
 import { z } from 'zod';
 import { BROADCAST_CHANNEL, BROADCAST_LEVELS, MAX_BROADCAST_LENGTH, type BroadcastPayload } from '@/websocket-server/src/protocol/index.ts';

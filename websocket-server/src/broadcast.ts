@@ -9,7 +9,7 @@
  *
  * Not kept in the channel history (it has none: no offset, no replay). Instead the node keeps
  * the latest broadcast for `retainMs` and sends it to each socket that connects meanwhile, so a
- * user who opens the site during a maintenance window still sees the notice (ADR 0009). The copy
+ * user who opens the site during a maintenance window still sees the notice (ADR 0010). The copy
  * has the same `id` as the live frame: a client recognises a notice it already showed or
  * dismissed. A newer broadcast replaces the kept one.
  */

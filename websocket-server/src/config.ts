@@ -84,7 +84,7 @@ const envSchema = z.object({
    * nodes write every third of it, so a dead node drops out of the list within this. */
   NODE_STATS_TTL_MS: z.coerce.number().int().min(300).max(300_000).default(6_000),
   /** How long the latest operator broadcast is also sent to sockets that connect after it
-   * (ms); 0 sends it only to the sockets open when it arrives (see ADR 0009). At most a day. */
+   * (ms); 0 sends it only to the sockets open when it arrives (see ADR 0010). At most a day. */
   BROADCAST_RETAIN_MS: z.coerce.number().int().min(0).max(86_400_000).default(600_000),
   /** Longest a shutdown waits for sockets to close before it ends the process anyway. */
   SHUTDOWN_TIMEOUT_MS: ms(5_000),
