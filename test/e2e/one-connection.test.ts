@@ -180,17 +180,36 @@ describe('e2e: one connection per browser', function () {
     const watches = await Promise.all(
       rest.flatMap((t) => texts.map((text) => watchFor(t.page, { kind: 'text', selector: '[data-testid=comment-item]', text }))),
     );
+    const onBob = await Promise.all(texts.map((text) => watchFor(bob.page, { kind: 'text', selector: '[data-testid=comment-item]', text })));
 
-    // Comments go in while the leader closes and the next tab connects: two before the close
-    // is done, the rest right after, not waiting for the handover.
+    // The next leader's token request is held, so alice has no socket at all until the test
+    // lets it go: what is published meanwhile can only come back from the server's history.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let tokenAsked!: () => void;
+    const asked = new Promise<void>((resolve) => (tokenAsked = resolve));
+    await alice.route('**/api/realtime/token', async (route) => {
+      tokenAsked();
+      await released;
+      await route.continue();
+    });
+
+    // Two comments go in while the leader closes, the rest while no tab of alice's has a socket.
     const closedAt = Date.now();
     const closing = leader.page.close();
     await comment(texts[0]!);
     await comment(texts[1]!);
     await closing;
+    await asked;
+    await metricReaches(ws, 'ws_connections', 1);
     for (const text of texts.slice(2)) await comment(text);
+    // Bob (his own socket) shows them all: they are published and in the post's history.
+    for (const watch of onBob) await watch.at(10_000);
+    for (const tab of rest) expect(await commentCount(tab.page, texts[5]!), `${tab.name} before the new socket`).to.equal(0);
+    release();
     for (const watch of watches) await watch.at(15_000);
     measured.handoverAllEventsMs = Date.now() - closedAt;
+    await alice.unroute('**/api/realtime/token');
 
     for (const tab of rest) {
       for (const text of texts) expect(await commentCount(tab.page, text), `${tab.name}: ${text}`).to.equal(1);
@@ -250,6 +269,21 @@ describe('e2e: one connection per browser', function () {
     for (const watch of watches) await watch.at(5_000);
     await page.close();
     await metricReaches(ws, 'ws_connections', 2);
+  });
+
+  it('signing out in one tab ends the shared connection for every tab', async () => {
+    const [first, second] = tabs;
+    if (!first || !second) throw new Error('two tabs expected');
+    await metricReaches(ws, 'ws_connections', 2);
+    const acceptedBefore = await metric(ws, 'ws_connections_total');
+    await second.page.bringToFront();
+    await second.page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await second.page.waitForURL('**/signin', { timeout: 10_000 });
+    // The other tab still shows the signed-in page; its shared connection is closed for good.
+    await first.page.waitForSelector('[data-testid=connection-status][data-state=closed]', { timeout: 10_000 });
+    await metricReaches(ws, 'ws_connections', 1);
+    // Nothing reconnected for alice: the next leader's token request was answered 401.
+    expect(await metric(ws, 'ws_connections_total')).to.equal(acceptedBefore);
   });
 
   it('raised no uncaught errors in any page', () => {
