@@ -163,13 +163,15 @@ try {
   const idle = await stack.snapshot();
   loads.connect = loadAverage();
   const cpuBeforeConnect = serverCpu(idle);
+  const daemonBeforeConnect = stack.daemonCpuSeconds();
   log(`\n[connect] ${CLIENTS} clients (${channelsOf(0).length} channel(s) each), ${flags.concurrency} handshakes in flight, from ${WORKERS} source addresses`);
   const conn = await fleet.connect(stack.wsUrl, specs, addressOf, Number(flags.concurrency));
   const connected = await stack.snapshot();
   const connectRate = conn.opened / conn.seconds;
   const connectCpuUs = ((serverCpu(connected) - cpuBeforeConnect) * 1e6) / Math.max(1, conn.opened);
   const readyMs = merged(conn.readyMsPerWorker);
-  log(`  ${conn.opened} of ${CLIENTS} connected and subscribed in ${conn.seconds.toFixed(1)} s = ${connectRate.toFixed(0)}/s; per client ready in p50 ${readyMs.p50} ms, p99 ${readyMs.p99} ms; server CPU ${connectCpuUs.toFixed(0)} µs per connection`);
+  const daemonConnectUs = ((stack.daemonCpuSeconds() - daemonBeforeConnect) * 1e6) / Math.max(1, conn.opened);
+  log(`  ${conn.opened} of ${CLIENTS} connected and subscribed in ${conn.seconds.toFixed(1)} s = ${connectRate.toFixed(0)}/s; per client ready in p50 ${readyMs.p50} ms, p99 ${readyMs.p99} ms; server CPU ${connectCpuUs.toFixed(0)} µs per connection (+ ${daemonConnectUs.toFixed(0)} µs in the PM2 daemon, the cluster master that accepts)`);
   if (conn.failed > 0) failures.push(`${conn.failed} of ${CLIENTS} clients did not connect: ${JSON.stringify(conn.errors)}`);
   if (Object.keys(conn.errors).length) log(`  on the way: ${JSON.stringify(conn.errors)}`);
   await sleep(3_000);
@@ -187,7 +189,7 @@ try {
   for (const p of perProcess) {
     log(`  instance ${p.instance} (pid ${p.pid}): ${p.connections} connections (${((100 * p.connections) / Math.max(1, conn.opened)).toFixed(1)}%), ${p.subscriptions} subscriptions, RSS ${p.rssMiB} MiB (+${p.rssKiBPerConnection} KiB/connection), heap ${p.heapUsedMiB} MiB (+${p.heapKiBPerConnection} KiB/connection, no forced GC)`);
   }
-  result = { connect: { opened: conn.opened, failed: conn.failed, errors: conn.errors, seconds: round(conn.seconds, 2), perSecond: round(connectRate, 0), readyMs, serverCpuUsPerConnection: round(connectCpuUs, 0) }, perProcess };
+  result = { connect: { opened: conn.opened, failed: conn.failed, errors: conn.errors, seconds: round(conn.seconds, 2), perSecond: round(connectRate, 0), readyMs, serverCpuUsPerConnection: round(connectCpuUs, 0), pm2DaemonCpuUsPerConnection: round(daemonConnectUs, 0) }, perProcess };
 
   if (SCENARIO === 'scale') {
     // ---- one notification to every user ----

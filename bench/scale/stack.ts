@@ -8,6 +8,7 @@
  * admission limits that a few loopback source addresses would otherwise hit.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -108,6 +109,9 @@ export class Stack {
       // One process can hold at most ~19,900 sockets here (ulimit -n is 20,000, hard): refuse
       // with 503 before the process runs out of descriptors.
       MAX_CONNECTIONS: '19800',
+      // PM2 restarts a process above max_memory_restart (1G by default): 20,000 fresh
+      // connections can pass that (see the RSS this prints); measure instead of restarting.
+      WS_MAX_MEMORY: '3G',
       ...this.options.serverEnv,
     });
     this.pm2 = await Pm2.create(this.env);
@@ -151,6 +155,16 @@ export class Stack {
         return { ...p, connections: health.connections, subscriptions: health.subscriptions, cpuSeconds: cpuSeconds(p.pid), rssBytes: rssBytes(p.pid), metrics };
       }),
     );
+  }
+
+  /** CPU seconds of the PM2 daemon, which in cluster mode is the master that accepts every
+   * connection and hands it to a worker; NaN when it is not running. */
+  daemonCpuSeconds(): number {
+    try {
+      return cpuSeconds(Number(readFileSync(path.join(this.pm2.home, 'pm2.pid'), 'utf8').trim()));
+    } catch {
+      return NaN;
+    }
   }
 
   /** Redis CPU (user + sys seconds) from INFO. */
