@@ -148,7 +148,10 @@ export const apps = [
     cwd: root,
     // scripts/outbox-relay.ts through tsx (scripts/outbox-relay.pm2.mjs): the relay shares lib/
     // with the app, which only Next.js compiles. It publishes through REDIS_URL, or the
-    // server's POST /publish (WS_PUBLISH_URL + WS_PUBLISH_SECRET) without it.
+    // server's POST /publish (WS_PUBLISH_URL + WS_PUBLISH_SECRET) without it. It also runs the
+    // scheduled jobs (lib/jobs/: subscription expiry, notification retention; one run of each at
+    // a time across instances by an advisory lock), configured by SUBSCRIPTION_EXPIRY_INTERVAL_MS,
+    // NOTIFICATION_RETENTION_INTERVAL_MS, NOTIFICATION_RETENTION_DAYS, SCHEDULED_JOBS (README).
     script: path.join(root, 'scripts/outbox-relay.pm2.mjs'),
     exec_mode: 'fork',
     instances: positiveInt('OUTBOX_RELAY_INSTANCES', 1) || 1,
