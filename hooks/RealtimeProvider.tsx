@@ -3,7 +3,7 @@
  * Owns the tab's realtime connection and hands it to the hooks through context. Mounted once, in
  * the root layout, for signed-in users. Where the browser has BroadcastChannel and Web Locks,
  * the user's tabs share one socket (a SharedRealtimeClient: one tab leads and holds it, see
- * hooks/realtime/shared/ and ADR 0009); elsewhere each tab has a RealtimeClient of its own.
+ * hooks/realtime/shared/ and ADR 0014); elsewhere each tab has a RealtimeClient of its own.
  */
 import { createContext, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { RealtimeClient } from './realtime/client.ts';

@@ -1,6 +1,6 @@
 /**
  * One socket per browser profile and user: the tabs of a signed-in user share one WebSocket
- * (ADR 0009). Each tab has this client; one of them, elected by a Web Lock named
+ * (ADR 0014). Each tab has this client; one of them, elected by a Web Lock named
  * `fonana-realtime:<userId>`, also runs the hub (leader.ts) with the real RealtimeClient. Every
  * tab, the leader's too, keeps its channels in a RealtimeClient of its own whose socket is a
  * link to the hub (follower.ts), so a tab's positions and de-duplication survive a change of

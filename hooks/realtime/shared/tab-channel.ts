@@ -1,6 +1,6 @@
 /**
  * The wire between the tabs of one browser profile that share one socket (see leader.ts and
- * follower.ts, ADR 0009). One BroadcastChannel per signed-in user, `fonana-realtime:<userId>`,
+ * follower.ts, ADR 0014). One BroadcastChannel per signed-in user, `fonana-realtime:<userId>`,
  * so a tab of another user (signed in meanwhile, in another tab) listens on another channel and
  * never hears this user's frames. The Web Locks of the same name elect the leader.
  *
