@@ -78,6 +78,16 @@ const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 
 const MiB = 2 ** 20;
 const started = new Date();
 
+/** Files of the server's sources that differ from HEAD (the build includes them). */
+function dirtyServerFiles(): string[] {
+  try {
+    const root = fileURLToPath(new URL('../', import.meta.url));
+    return execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'websocket-server/src']).toString().split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
 function commit(): string {
   try {
     const root = fileURLToPath(new URL('../', import.meta.url));
@@ -330,7 +340,9 @@ try {
     const totalExpected = expected.reduce((a, b) => a + b, 0);
     await awaitAccepted(0, totalExpected);
     const collected: Collected = await fleet.collect();
-    const pidsAfter = (await stack.processes()).map((p) => p.pid);
+    const after = await stack.snapshot();
+    const pidsAfter = after.map((p) => p.pid);
+    for (const p of after) log(`  after the reload: instance ${p.instance} (pid ${p.pid}): ${p.connections} connections, RSS ${round(p.rssBytes / MiB)} MiB`);
 
     let lost = 0;
     let extra = 0;
@@ -364,6 +376,7 @@ try {
       pm2ReloadMs: reload.ms,
       allReadyAfterSeconds: round(allReadyAfterS, 1),
       pids: { before: pidsBefore, after: pidsAfter },
+      connectionsAfter: after.map((p) => ({ instance: p.instance, pid: p.pid, connections: p.connections, rssMiB: round(p.rssBytes / MiB) })),
       latencyMs: latency,
       readyTimeline: timeline,
       clientErrors: collected.errors,
@@ -388,7 +401,7 @@ try {
   const jsonPath = `${resultsDir}scale-${SCENARIO}-${started.toISOString().slice(0, 10)}${flags.tag ? `-${flags.tag}` : ''}.json`;
   writeFileSync(
     jsonPath,
-    `${JSON.stringify({ startedAt: started.toISOString(), commit: commit(), command: `npm run bench:scale -- ${process.argv.slice(2).join(' ')}`.trim(), seconds: round((Date.now() - started.getTime()) / 1000, 0), machine, loadAverage: loads, options: { scenario: SCENARIO, clients: CLIENTS, instances: INSTANCES, workers: WORKERS, flags, serverEnv: stack.env }, result, failures }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: started.toISOString(), commit: commit(), uncommittedServerFiles: dirtyServerFiles(), command: `npm run bench:scale -- ${process.argv.slice(2).join(' ')}`.trim(), seconds: round((Date.now() - started.getTime()) / 1000, 0), machine, loadAverage: loads, options: { scenario: SCENARIO, clients: CLIENTS, instances: INSTANCES, workers: WORKERS, flags, serverEnv: stack.env }, result, failures }, null, 2)}\n`,
   );
   log(`wrote ${jsonPath}${flags['keep-logs'] ? ` (server logs in ${stack.logDir})` : ''}`);
   process.exitCode = failures.length ? 1 : 0;

@@ -80,8 +80,11 @@ export class Stack {
     log(`setup: redis-server :${this.redis.port}, scratch database ${this.database.name} with ${users} users and session tokens, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
     t0 = Date.now();
-    this.build = await buildServer();
-    log(`setup: production build of the server (tsc), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const reuse = process.env.BENCH_WS_DIST_DIR;
+    // BENCH_WS_DIST_DIR: a build made before (`npx tsc -p websocket-server/tsconfig.build.json
+    // --outDir websocket-server/dist/<name>`), reused and kept, to save the minute of tsc per run.
+    this.build = reuse ? { distDir: path.resolve(reuse), entry: path.resolve(reuse, 'websocket-server/src/main.js'), ms: 0, remove: async () => {} } : await buildServer();
+    log(reuse ? `setup: the server build in ${this.build.distDir} (BENCH_WS_DIST_DIR)` : `setup: production build of the server (tsc), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
     t0 = Date.now();
     this.logDir = await mkdtemp(path.join(tmpdir(), 'bench-scale-logs-'));
