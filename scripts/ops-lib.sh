@@ -113,17 +113,19 @@ check_database() {
 }
 
 # Applies prisma/migrations (the equivalent of `prisma migrate deploy`); a no-op when up to date.
+# $1: the tree whose migrations to apply (default the checkout; deploy.sh passes the release).
 migrate() {
-  local out
-  out="$(cd "$OPS_ROOT" && node node_modules/tsx/dist/cli.mjs scripts/db/migrate.ts 2>&1)" || { printf '%s\n' "$out" >&2; die "migrations failed"; }
+  local out root="${1:-$OPS_ROOT}"
+  out="$(cd "$root" && node node_modules/tsx/dist/cli.mjs scripts/db/migrate.ts 2>&1)" || { printf '%s\n' "$out" >&2; die "migrations failed"; }
   printf '%s\n' "$out" | sed 's/^/        /'
   ok "database schema up to date"
 }
 
 # Same as `npm run ws:build` (tsc -p websocket-server/tsconfig.build.json), into WS_DIST_DIR.
+# $1: the tree to build (default the checkout; deploy.sh passes the release).
 build_ws() {
-  local started=$SECONDS
-  (cd "$OPS_ROOT" && node node_modules/typescript/bin/tsc -p websocket-server/tsconfig.build.json --outDir "$WS_DIST_DIR") ||
+  local started=$SECONDS root="${1:-$OPS_ROOT}"
+  (cd "$root" && node node_modules/typescript/bin/tsc -p websocket-server/tsconfig.build.json --outDir "$WS_DIST_DIR") ||
     die "the WebSocket server does not compile"
   ok "built the WebSocket server into $WS_DIST_DIR in $((SECONDS - started)) s"
 }
@@ -133,8 +135,8 @@ ws_entry() { printf '%s/websocket-server/src/main.js' "$WS_DIST_DIR"; }
 # Loads every module of the build without starting the server: a broken build (a missing file,
 # an import that does not resolve) fails here, before PM2 replaces working processes with it.
 smoke_ws_build() {
-  local dir out
-  dir="$(cd "$OPS_ROOT" && cd "$WS_DIST_DIR/websocket-server/src" 2>/dev/null && pwd)" || die "no build in $WS_DIST_DIR"
+  local dir out root="${1:-$OPS_ROOT}"
+  dir="$(cd "$root" && cd "$WS_DIST_DIR/websocket-server/src" 2>/dev/null && pwd)" || die "no build in $WS_DIST_DIR"
   if out="$(node --input-type=module -e '
     import { readdirSync } from "node:fs";
     import path from "node:path";
