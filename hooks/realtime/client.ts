@@ -96,6 +96,8 @@ export class RealtimeClient {
   readonly #channelListeners = new Set<() => void>();
   /** Operator broadcasts: pushed on `broadcast` to every socket, never subscribed (onBroadcast). */
   readonly #broadcastListeners = new Set<BroadcastListener>();
+  /** The latest broadcast this client received, handed to listeners added after it. */
+  #lastBroadcast: { broadcast: BroadcastPayload; meta: { id: string; ts: number } } | null = null;
   readonly #subscriptionHost: SubscriptionHost;
   readonly #refresh: SessionRefresh;
   #snapshot: ConnectionSnapshot = INITIAL_SNAPSHOT;
@@ -227,10 +229,15 @@ export class RealtimeClient {
    * Listens to operator broadcasts (`broadcast` events on the reserved `broadcast` channel). The
    * server sends them to every authenticated socket without a subscribe, so this holds no
    * channel state; a notice the server keeps for late joiners arrives again after a reconnect
-   * with the same `meta.id`, so listeners recognise a notice they already showed. Returns the remover.
+   * with the same `meta.id`, so listeners recognise a notice they already showed. A listener
+   * added after a broadcast arrived gets the latest one at once: the frame can come before a
+   * component has mounted (at connect, or from the leading tab right after attaching). Returns
+   * the remover.
    */
   onBroadcast = (listener: BroadcastListener): (() => void) => {
     this.#broadcastListeners.add(listener);
+    const last = this.#lastBroadcast;
+    if (last) this.#callBroadcastListener(listener, last.broadcast, last.meta);
     return () => this.#broadcastListeners.delete(listener);
   };
 
@@ -546,12 +553,16 @@ export class RealtimeClient {
       this.#log('dropped a malformed broadcast', { type: String(frame.type).slice(0, 40) });
       return;
     }
-    for (const listener of [...this.#broadcastListeners]) {
-      try {
-        listener(parsed.data, { id: String(frame.id), ts: Number(frame.ts) });
-      } catch (error) {
-        this.#log('a broadcast listener threw', { error: (error as Error).message });
-      }
+    const meta = { id: String(frame.id), ts: Number(frame.ts) };
+    this.#lastBroadcast = { broadcast: parsed.data, meta };
+    for (const listener of [...this.#broadcastListeners]) this.#callBroadcastListener(listener, parsed.data, meta);
+  }
+
+  #callBroadcastListener(listener: BroadcastListener, broadcast: BroadcastPayload, meta: { id: string; ts: number }): void {
+    try {
+      listener(broadcast, meta);
+    } catch (error) {
+      this.#log('a broadcast listener threw', { error: (error as Error).message });
     }
   }
 

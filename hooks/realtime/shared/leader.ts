@@ -45,7 +45,6 @@ export class RealtimeHub {
   #collectTimer: ReturnType<typeof setTimeout> | undefined;
   #pruneTimer: ReturnType<typeof setInterval> | undefined;
   #lastBroadcast: PushFrame | null = null;
-  #broadcasts = 0;
   #stopped = false;
 
   constructor(options: RealtimeHubOptions) {
@@ -58,7 +57,7 @@ export class RealtimeHub {
     const { channel, client } = this.#options;
     this.#removers.push(channel.listen((message) => this.#onMessage(message)));
     this.#removers.push(client.subscribeState(() => this.#onState()));
-    this.#removers.push(client.onBroadcast((payload) => this.#onBroadcast(payload)));
+    this.#removers.push(client.onBroadcast((payload, meta) => this.#onBroadcast(payload, meta)));
     client.start();
     channel.post({ kind: 'hello', hub: this.id });
     this.#collectTimer = setTimeout(() => this.#endCollection('timeout'), this.#options.collectMs ?? 500);
@@ -177,8 +176,9 @@ export class RealtimeHub {
     this.#options.channel.post({ kind: 'state', hub: this.id, snapshot });
   }
 
-  #onBroadcast(payload: BroadcastPayload): void {
-    const frame = { type: 'broadcast', channel: BROADCAST_CHANNEL, id: `hub:${this.id}:${++this.#broadcasts}`, ts: Date.now(), data: payload } as PushFrame;
+  #onBroadcast(payload: BroadcastPayload, meta: { id: string; ts: number }): void {
+    // The server's id, kept: a tab that dismissed a notice recognises it under any leader.
+    const frame = { type: 'broadcast', channel: BROADCAST_CHANNEL, id: meta.id, ts: meta.ts, data: payload } as PushFrame;
     this.#lastBroadcast = frame;
     for (const tab of this.#tabs) this.#deliver(tab, [frame]);
   }
