@@ -45,8 +45,9 @@ describe('operator scripts', function () {
     return cleanEnv({
       NO_COLOR: '1',
       ENV_FILE: envFile,
-      // deploy.sh's lock file goes here, removed with the rest.
       TMPDIR: scratch,
+      // deploy.sh's releases, links, logs and lock, removed with the rest.
+      DEPLOY_ROOT: path.join(scratch, 'deploy'),
       WS_DIST_DIR: distDir,
       DATABASE_URL: testDatabaseUrl(),
       REDIS_URL: testRedisUrl(),
@@ -158,13 +159,16 @@ describe('operator scripts', function () {
     });
 
     it('starts fonana-ws on the first run and reloads it on the second', async function () {
-      const first = await run('bash', [script('deploy.sh'), '--only', 'fonana-ws'], { env: pm2.env, timeoutMs: 120_000 });
+      // Two releases, each exported and built (tsc): ~30 s apiece here, several times that on a
+      // loaded machine.
+      this.timeout(600_000);
+      const first = await run('bash', [script('deploy.sh'), '--only', 'fonana-ws'], { env: pm2.env, timeoutMs: 280_000 });
       expect(first.code, first.stdout + first.stderr).to.equal(0);
       expect(first.stdout).to.match(/OK fonana-ws ok/);
       const started = await pm2.list();
       expect(started.map((p) => `${p.name}:${p.status}`)).to.deep.equal(['fonana-ws:online', 'fonana-ws:online']);
 
-      const second = await run('bash', [script('deploy.sh'), '--only', 'fonana-ws'], { env: pm2.env, timeoutMs: 120_000 });
+      const second = await run('bash', [script('deploy.sh'), '--only', 'fonana-ws'], { env: pm2.env, timeoutMs: 280_000 });
       expect(second.code, second.stdout + second.stderr).to.equal(0);
       const reloaded = await pm2.list();
       expect(reloaded).to.have.length(2);
