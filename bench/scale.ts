@@ -7,7 +7,8 @@
  *   npm run bench:scale [-- --scenario scale --clients 40000 --instances 2 --workers 4
  *                           --concurrency 100 --targeted-rate 2000 --fanout-events 10 --fanout-rate 1]
  *   npm run bench:scale -- --scenario reload [--clients 10000 --rate 200 --before 20 --after 20]
- *   common: --log-level info --server-env KEY=VALUE,… --tag NAME --keep-logs
+ *   common: --redis single|cluster (one redis-server, or three local masters with REDIS_CLUSTER_NODES)
+ *           --log-level info --server-env KEY=VALUE,… --tag NAME --keep-logs
  *
  * scale: every client subscribes its own notifications_ channel and one shared post_ channel;
  * then one notification to every user (--targeted-rate per second) and --fanout-events events
@@ -30,7 +31,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { publishWithHistory } from '../websocket-server/src/broker/history-script.ts';
 import { isAlive } from '../test/ops/support/pm2.ts';
 import { Histogram } from './compare/support/histogram.ts';
@@ -52,6 +53,7 @@ const { values: flags } = parseArgs({
     rate: { type: 'string', default: '200' },
     before: { type: 'string', default: '20' },
     after: { type: 'string', default: '20' },
+    redis: { type: 'string', default: 'single' },
     'log-level': { type: 'string', default: 'info' },
     'server-env': { type: 'string', default: '' },
     tag: { type: 'string', default: '' },
@@ -64,6 +66,8 @@ if (SCENARIO !== 'scale' && SCENARIO !== 'reload') throw new Error(`--scenario i
 const CLIENTS = Number(flags.clients ?? (SCENARIO === 'scale' ? 40_000 : 10_000));
 const INSTANCES = Number(flags.instances);
 const WORKERS = Number(flags.workers);
+const REDIS_MODE = flags.redis === 'cluster' ? 'cluster' : 'single';
+const PUBSUB = REDIS_MODE === 'cluster' ? 'sharded' : 'plain';
 const SERVER_ENV = Object.fromEntries(
   flags['server-env']
     .split(',')
@@ -99,10 +103,14 @@ function commit(): string {
   }
 }
 
+function delta(before: Record<number, number>, after: Record<number, number>): Record<number, number> {
+  return Object.fromEntries(Object.entries(after).map(([port, value]) => [port, round(value - (before[Number(port)] ?? 0), 2)]));
+}
+
 function merged(histograms: number[][][] | undefined) {
   const histogram = new Histogram();
   for (const pairs of histograms ?? []) histogram.merge(pairs);
-  return { count: histogram.count, p50: histogram.percentile(50), p90: histogram.percentile(90), p99: histogram.percentile(99), p999: histogram.percentile(99.9), max: round(histogram.max, 2) };
+  return { count: histogram.count, p50: round(histogram.percentile(50), 2), p90: round(histogram.percentile(90), 2), p99: round(histogram.percentile(99), 2), p999: round(histogram.percentile(99.9), 2), max: round(histogram.max, 2) };
 }
 
 function quantiles(values: number[]) {
@@ -112,11 +120,11 @@ function quantiles(values: number[]) {
 }
 
 const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, kernel: release() };
-log(`bench/scale ${SCENARIO}: ${CLIENTS} clients, fonana-ws × ${INSTANCES} under PM2, ${WORKERS} client processes; ${machine.cpus} × ${machine.model}, Node ${machine.node}; load average ${loadAverage()}`);
+log(`bench/scale ${SCENARIO}: ${CLIENTS} clients, fonana-ws × ${INSTANCES} under PM2, ${REDIS_MODE === 'cluster' ? 'a three-master Redis Cluster' : 'one Redis'}, ${WORKERS} client processes; ${machine.cpus} × ${machine.model}, Node ${machine.node}; load average ${loadAverage()}`);
 
-const stack = new Stack({ users: CLIENTS, instances: INSTANCES, logLevel: flags['log-level'], serverEnv: SERVER_ENV, log });
+const stack = new Stack({ users: CLIENTS, instances: INSTANCES, logLevel: flags['log-level'], redis: REDIS_MODE, serverEnv: SERVER_ENV, log });
 const fleet = new Fleet(WORKERS);
-let publisher: Redis | undefined;
+let publisher: Redis | Cluster | undefined;
 let cleaning: Promise<void> | undefined;
 const failures: string[] = [];
 const loads: Record<string, string> = { start: loadAverage() };
@@ -130,7 +138,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 let result: Record<string, unknown> = {};
 try {
   await Promise.all([stack.start(), fleet.ready()]);
-  publisher = new Redis(stack.redis.url);
+  publisher = stack.publisher();
   const addressOf = (w: number) => `127.0.0.${2 + w}`;
   const notifications = (i: number) => `notifications_${stack.userIds[i]}`;
   const postChannel = `post_${stack.postId}`;
@@ -143,12 +151,12 @@ try {
       s,
       q,
     };
-    return publishWithHistory(publisher!, 'ws:', notifications(i), JSON.stringify({ type: 'notification', data, id: `scale-n-${q}` }));
+    return publishWithHistory(publisher!, 'ws:', notifications(i), JSON.stringify({ type: 'notification', data, id: `scale-n-${q}` }), PUBSUB);
   };
   const like = () => {
     const s = now();
     const q = ++seq;
-    return publishWithHistory(publisher!, 'ws:', postChannel, JSON.stringify({ type: 'post_liked', data: { postId: stack.postId, userId: stack.userIds[0], likesCount: q, version: q, s }, id: `scale-l-${q}` }));
+    return publishWithHistory(publisher!, 'ws:', postChannel, JSON.stringify({ type: 'post_liked', data: { postId: stack.postId, userId: stack.userIds[0], likesCount: q, version: q, s }, id: `scale-l-${q}` }), PUBSUB);
   };
   /** Waits until slot `slot` holds `expected` accepted deliveries, or nothing moved for `quietMs`. */
   const awaitAccepted = async (slot: number, expected: number, quietMs = 15_000) => {
@@ -207,7 +215,7 @@ try {
     log(`\n[targeted] one notification to each of the ${conn.opened} users at ${rate}/s`);
     await fleet.phase('targeted');
     const cpu0 = serverCpu(await stack.snapshot());
-    const redis0 = await stack.redisCpuSeconds();
+    const redis0 = await stack.redisCpuByPort();
     const t0 = performance.now();
     const order = stack.userIds.map((_, i) => i).sort(() => Math.random() - 0.5);
     const pending: Promise<unknown>[] = [];
@@ -220,7 +228,8 @@ try {
     const publishSeconds = (performance.now() - t0) / 1000;
     const got = await awaitAccepted(0, CLIENTS);
     const targetedCpu = serverCpu(await stack.snapshot()) - cpu0;
-    const targetedRedis = (await stack.redisCpuSeconds()) - redis0;
+    const targetedByPort = delta(redis0, await stack.redisCpuByPort());
+    const targetedRedis = Object.values(targetedByPort).reduce((a, b) => a + b, 0);
     log(`  ${got} of ${CLIENTS} delivered (published in ${publishSeconds.toFixed(1)} s); server CPU ${targetedCpu.toFixed(2)} s = ${((targetedCpu * 1e6) / Math.max(1, got)).toFixed(1)} µs/delivery; Redis ${((targetedRedis * 1e6) / CLIENTS).toFixed(1)} µs/event`);
 
     // ---- fan-out on one shared post_ channel ----
@@ -229,7 +238,7 @@ try {
     log(`\n[fan-out] ${events} events on ${postChannel} at ${fanoutRate}/s, each to all ${conn.opened} clients`);
     await fleet.phase('fanout');
     const cpu1 = serverCpu(await stack.snapshot());
-    const redis1 = await stack.redisCpuSeconds();
+    const redis1 = await stack.redisCpuByPort();
     const t1 = performance.now();
     for (let i = 0; i < events; i++) {
       const wait = t1 + (i * 1000) / fanoutRate - performance.now();
@@ -238,7 +247,9 @@ try {
     }
     const fanGot = await awaitAccepted(1, CLIENTS * events);
     const fanoutCpu = serverCpu(await stack.snapshot()) - cpu1;
-    const fanoutRedis = (await stack.redisCpuSeconds()) - redis1;
+    const fanoutByPort = delta(redis1, await stack.redisCpuByPort());
+    const fanoutRedis = Object.values(fanoutByPort).reduce((a, b) => a + b, 0);
+    for (const port of stack.redisPorts) log(`  redis-server :${port}: CPU ${targetedByPort[port]!.toFixed(2)} s in [targeted], ${fanoutByPort[port]!.toFixed(2)} s in [fan-out]`);
     loads.measured = loadAverage();
     log(`  ${fanGot} of ${CLIENTS * events} delivered; server CPU ${fanoutCpu.toFixed(2)} s = ${((fanoutCpu * 1e6) / Math.max(1, fanGot)).toFixed(2)} µs/delivery; Redis ${((fanoutRedis * 1e6) / events).toFixed(0)} µs/event`);
 
@@ -264,6 +275,7 @@ try {
       targeted: { events: CLIENTS, rate, delivered: got, clientsWrong: targetedWrong, publishSeconds: round(publishSeconds, 2), serverCpuSeconds: round(targetedCpu, 2), serverCpuUsPerDelivery: round((targetedCpu * 1e6) / Math.max(1, got), 2), redisCpuUsPerEvent: round((targetedRedis * 1e6) / CLIENTS, 1), latencyMs: targetedLatency },
       fanout: { events, rate: fanoutRate, delivered: fanGot, expected: CLIENTS * events, clientsWrong: fanoutWrong, serverCpuSeconds: round(fanoutCpu, 2), serverCpuUsPerDelivery: round((fanoutCpu * 1e6) / Math.max(1, fanGot), 2), redisCpuUsPerEvent: round((fanoutRedis * 1e6) / events, 0), latencyMs: fanoutLatency },
       perNode,
+      redis: { mode: REDIS_MODE, cpuSecondsByPort: { targeted: targetedByPort, fanout: fanoutByPort } },
       duplicates: collected.duplicates,
       gaps: collected.gaps,
       clientErrors: collected.errors,

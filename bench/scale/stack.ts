@@ -13,7 +13,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Cluster, Redis } from 'ioredis';
 import { OwnRedis } from '../../test/drills/support/own-redis.ts';
+import { LocalCluster } from '../../websocket-server/test/support/redis-cluster.ts';
 import { buildServer, type ServerBuild } from '../../test/ops/support/build.ts';
 import { ecosystemFile } from '../../test/ops/support/paths.ts';
 import { Pm2 } from '../../test/ops/support/pm2.ts';
@@ -32,13 +34,16 @@ export interface StackOptions {
   users: number;
   instances: number;
   logLevel: string;
+  /** 'single': one redis-server (REDIS_URL); 'cluster': three local masters (REDIS_CLUSTER_NODES). */
+  redis: 'single' | 'cluster';
   /** KEY=VALUE overrides of the server's environment, applied last. */
   serverEnv: Record<string, string>;
   log: (line: string) => void;
 }
 
 export class Stack {
-  redis!: OwnRedis;
+  redis?: OwnRedis;
+  cluster?: LocalCluster;
   database!: Awaited<ReturnType<typeof createScratchDatabase>>;
   build!: ServerBuild;
   pm2!: Pm2;
@@ -60,7 +65,8 @@ export class Stack {
   async start(): Promise<void> {
     const { users, instances, log } = this.options;
     let t0 = Date.now();
-    this.redis = await OwnRedis.start();
+    if (this.options.redis === 'cluster') this.cluster = await LocalCluster.start();
+    else this.redis = await OwnRedis.start();
     this.database = await createScratchDatabase();
     process.env.TEST_DATABASE_URL = this.database.url;
     const { Fixtures } = await import('../../websocket-server/test/support/fixtures.ts');
@@ -77,7 +83,7 @@ export class Stack {
       });
     }
     this.tokens = await Promise.all(this.userIds.map((id) => mintSessionToken(id, { maxAgeSeconds: 4 * 3600 })));
-    log(`setup: redis-server :${this.redis.port}, scratch database ${this.database.name} with ${users} users and session tokens, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    log(`setup: ${this.cluster ? `a Redis Cluster of three masters :${this.redisPorts.join(', :')}` : `redis-server :${this.redisPorts[0]}`}, scratch database ${this.database.name} with ${users} users and session tokens, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
     t0 = Date.now();
     const reuse = process.env.BENCH_WS_DIST_DIR;
@@ -100,7 +106,7 @@ export class Stack {
       WS_DIST_DIR: this.build.distDir,
       LOG_DIR: this.logDir,
       DATABASE_URL: this.database.url,
-      REDIS_URL: this.redis.url,
+      ...(this.cluster ? { REDIS_CLUSTER_NODES: this.redisPorts.map((port) => `127.0.0.1:${port}`).join(',') } : { REDIS_URL: this.redis!.url }),
       REDIS_CHANNEL_PREFIX: 'ws:',
       NEXTAUTH_SECRET: TEST_NEXTAUTH_SECRET,
       WS_PUBLISH_SECRET: TEST_PUBLISH_SECRET,
@@ -170,23 +176,44 @@ export class Stack {
     }
   }
 
-  /** Redis CPU (user + sys seconds) from INFO. */
-  async redisCpuSeconds(): Promise<number> {
-    const { Redis } = await import('ioredis');
-    const client = new Redis(this.redis.url, { maxRetriesPerRequest: 1 });
-    try {
-      const info = await client.info('cpu');
-      const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
-      return field('used_cpu_user') + field('used_cpu_sys');
-    } finally {
-      client.disconnect();
+  /** The redis-server ports: one, or the cluster's three masters. */
+  get redisPorts(): number[] {
+    return this.cluster ? this.cluster.ports : [this.redis!.port];
+  }
+
+  /** A publishing client: the one Redis, or the cluster (then publish in mode 'sharded'). */
+  publisher(): Redis | Cluster {
+    const client = this.cluster ? new Cluster(this.cluster.seeds) : new Redis(this.redis!.url);
+    client.on('error', () => {});
+    return client;
+  }
+
+  /** CPU (user + sys seconds, from INFO) of each redis-server, by port. */
+  async redisCpuByPort(): Promise<Record<number, number>> {
+    const out: Record<number, number> = {};
+    for (const port of this.redisPorts) {
+      const client = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1 });
+      try {
+        const info = await client.info('cpu');
+        const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+        out[port] = field('used_cpu_user') + field('used_cpu_sys');
+      } finally {
+        client.disconnect();
+      }
     }
+    return out;
+  }
+
+  /** CPU of every redis-server together. */
+  async redisCpuSeconds(): Promise<number> {
+    return Object.values(await this.redisCpuByPort()).reduce((a, b) => a + b, 0);
   }
 
   /** Stops PM2 (and its processes), Redis, the build, the logs, the database. Safe to call twice. */
   async stop(keepLogs = false): Promise<void> {
     await this.pm2?.kill().catch(() => {});
     await this.redis?.stop().catch(() => {});
+    await this.cluster?.stop().catch(() => {});
     await this.build?.remove().catch(() => {});
     if (this.logDir && !keepLogs) await rm(this.logDir, { recursive: true, force: true });
     await this.closeFixtures().catch(() => {});
