@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import {
   controlMessageSchema,
   EVENT_TYPES,
+  eventAllowedOn,
+  isReservedChannel,
   parseChannel,
   publishRequestSchema,
   publishedEventSchema,
@@ -127,6 +129,8 @@ describe('API_INTEGRATION_GUIDE.md', () => {
       'control-helpers',
       'control-redis-cli',
       'control-curl',
+      'broadcast-redis-cli',
+      'broadcast-curl',
     ];
     expect(blocks.map((b) => b.check).filter((c) => !known.includes(c))).to.deep.equal([]);
   });
@@ -145,6 +149,22 @@ describe('API_INTEGRATION_GUIDE.md', () => {
     await watcher.next((f) => f.type === 'comment_deleted');
   });
 
+  it('broadcast-redis-cli and broadcast-curl: a socket that never subscribed to broadcast receives both', async () => {
+    const bystander = await TestClient.connect(server.url, { token: await mintSessionToken((await fixtures.user()).id) });
+    try {
+      const viaRedis = await run('bash', ['-c', block('broadcast-redis-cli').code], env);
+      expect(viaRedis.code, viaRedis.stderr).to.equal(0);
+      await bystander.next((f) => f.type === 'broadcast' && (f.data as { message: string }).message === 'Maintenance tonight at 03:00 UTC');
+      const viaHttp = await run('bash', ['-c', `${block('broadcast-curl').code} -w ' %{http_code}'`], env);
+      expect(viaHttp.code, viaHttp.stderr).to.equal(0);
+      expect(viaHttp.stdout).to.match(/ 202$/);
+      await bystander.next((f) => f.type === 'broadcast' && (f.data as { message: string }).message === 'Back to normal');
+      expect((await bystander.subscribe('broadcast')).code).to.equal('reserved_channel');
+    } finally {
+      bystander.close();
+    }
+  });
+
   it('python: POST /publish from the standard library', async () => {
     const result = await run('python3', ['-c', block('python').code], env);
     expect(result.code, result.stderr).to.equal(0);
@@ -159,7 +179,9 @@ describe('API_INTEGRATION_GUIDE.md', () => {
     for (const example of examples) {
       const request = publishRequestSchema.parse(example);
       expect(request.channel, 'each example names one channel').to.be.a('string');
-      expect(parseChannel(request.channel!).ok, request.channel).to.equal(true);
+      // A channel of a documented kind, or the reserved `broadcast` (every socket receives it).
+      expect(parseChannel(request.channel!).ok || isReservedChannel(request.channel!), request.channel).to.equal(true);
+      expect(eventAllowedOn(request.channel!, request.type), `${request.type} on ${request.channel}`).to.equal(true);
       const event = publishedEventSchema.safeParse({ type: request.type, data: request.data });
       expect(event.success, `${request.type}: ${JSON.stringify(event.error?.issues)}`).to.equal(true);
       types.add(request.type);
