@@ -172,6 +172,12 @@ describe('SharedRealtimeClient: the tabs of one browser share one socket', funct
     await until(() => seen.every((s) => s.confirmations.length === 1), 'three confirmations');
     expect(three.map((t) => t.leading)).to.deep.equal([true, false, false]);
     expect(three.map((t) => t.getSnapshot().state)).to.deep.equal(['open', 'open', 'open']);
+    // Malformed posts on the user's channel (another script of the origin) change nothing.
+    const stranger = new BroadcastChannel(`fonana-realtime:${user.id}`);
+    for (const junk of [null, 'x', { kind: 'frame', tab: 't', hub: 'h', frame: null }, { kind: 'deliver', hub: 1, to: 2, frames: 'x' }, { kind: 'welcome', to: 'x' }, { kind: 'attach', tab: {} }]) {
+      stranger.postMessage(junk);
+    }
+    stranger.close();
     await publish(1, 10);
     await until(() => seen.every((s) => s.likes.length >= 10), 'ten events in every tab');
     for (const s of seen) expect(s.likes).to.deep.equal(range(1, 10));

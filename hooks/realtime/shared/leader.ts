@@ -121,6 +121,8 @@ export class RealtimeHub {
   }
 
   #onFrame(tab: string, frame: ClientFrame): void {
+    // The server checks every frame; only what the hub itself reads must have its shape here.
+    if ((frame.type === 'subscribe' || frame.type === 'unsubscribe') && typeof frame.channel !== 'string') return;
     switch (frame.type) {
       case 'subscribe': {
         let channel = this.#channels.get(frame.channel);

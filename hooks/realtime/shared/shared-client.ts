@@ -87,7 +87,7 @@ export class SharedRealtimeClient implements RealtimeConnection {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    const channel = new TabChannel(this.#name, this.#options.openChannel);
+    const channel = new TabChannel(this.#name, this.#options.openChannel, (error) => this.#log('a tab message handler threw', { error: error.message }));
     this.#channel = channel;
     this.#link = new HubLink(channel, this.tabId, {
       snapshot: (snapshot) => this.#setSnapshot(snapshot),

@@ -35,9 +35,30 @@ export type TabMessage =
 
 const KINDS = new Set<TabMessage['kind']>(['attach', 'ready', 'frame', 'detach', 'retry', 'hello', 'welcome', 'deliver', 'state', 'bye']);
 
-/** A message from another tab, checked only for its shape's keys: the channel is same-origin. */
-function isTabMessage(value: unknown): value is TabMessage {
-  return typeof value === 'object' && value !== null && KINDS.has((value as { kind: TabMessage['kind'] }).kind);
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+
+/**
+ * A message from another tab. The channel is same-origin, so this only keeps a malformed post
+ * (another script of the origin, an older version of the app in a tab not yet reloaded) from
+ * throwing in a handler: the kind is known, ids are strings, frames are objects. The frames
+ * themselves are checked where they always were: by the server, and by the tab's client.
+ */
+export function isTabMessage(value: unknown): value is TabMessage {
+  if (!isObject(value) || !KINDS.has(value.kind as TabMessage['kind'])) return false;
+  for (const key of ['tab', 'hub', 'to'] as const) {
+    if (key in value && typeof value[key] !== 'string') return false;
+  }
+  switch (value.kind as TabMessage['kind']) {
+    case 'frame':
+      return isObject(value.frame) && typeof value.frame.type === 'string';
+    case 'deliver':
+      return Array.isArray(value.frames) && value.frames.every(isObject);
+    case 'welcome':
+    case 'state':
+      return isObject(value.snapshot) && typeof value.snapshot.state === 'string';
+    default:
+      return true;
+  }
 }
 
 /** `fonana-realtime:<userId>`: the BroadcastChannel's and the leader lock's name. */
@@ -61,7 +82,10 @@ export class TabChannel {
   readonly #listeners = new Set<(message: TabMessage) => void>();
   #closed = false;
 
-  constructor(name: string, open: (name: string) => BroadcastChannelLike = (n) => new BroadcastChannel(n)) {
+  readonly #onError: ((error: Error) => void) | undefined;
+
+  constructor(name: string, open: (name: string) => BroadcastChannelLike = (n) => new BroadcastChannel(n), onError?: (error: Error) => void) {
+    this.#onError = onError;
     this.#channel = open(name);
     this.#channel.onmessage = (event) => {
       if (isTabMessage(event.data)) this.#dispatch(event.data);
@@ -89,6 +113,13 @@ export class TabChannel {
 
   #dispatch(message: TabMessage): void {
     if (this.#closed) return;
-    for (const listener of [...this.#listeners]) listener(message);
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(message);
+      } catch (error) {
+        // One handler's failure must not keep the message from the others (link and hub).
+        this.#onError?.(error as Error);
+      }
+    }
   }
 }
