@@ -26,7 +26,7 @@
  * Not part of npm test. See README.md, "Scale on one machine".
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -89,6 +89,15 @@ function dirtyServerFiles(): string[] {
     return execFileSync('git', ['-C', root, 'status', '--porcelain', '--', 'websocket-server/src']).toString().split('\n').filter(Boolean);
   } catch {
     return [];
+  }
+}
+
+/** When the server build was written (a reused build may predate the run). */
+function builtAt(entry: string): string {
+  try {
+    return statSync(entry).mtime.toISOString();
+  } catch {
+    return 'unknown';
   }
 }
 
@@ -413,7 +422,7 @@ try {
   const jsonPath = `${resultsDir}scale-${SCENARIO}-${started.toISOString().slice(0, 10)}${flags.tag ? `-${flags.tag}` : ''}.json`;
   writeFileSync(
     jsonPath,
-    `${JSON.stringify({ startedAt: started.toISOString(), commit: commit(), uncommittedServerFiles: dirtyServerFiles(), command: `npm run bench:scale -- ${process.argv.slice(2).join(' ')}`.trim(), seconds: round((Date.now() - started.getTime()) / 1000, 0), machine, loadAverage: loads, options: { scenario: SCENARIO, clients: CLIENTS, instances: INSTANCES, workers: WORKERS, flags, serverEnv: stack.env }, result, failures }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: started.toISOString(), commit: commit(), uncommittedServerFiles: dirtyServerFiles(), serverBuild: { dir: stack.build.distDir, reused: Boolean(process.env.BENCH_WS_DIST_DIR), builtAt: builtAt(stack.build.entry) }, command: `npm run bench:scale -- ${process.argv.slice(2).join(' ')}`.trim(), seconds: round((Date.now() - started.getTime()) / 1000, 0), machine, loadAverage: loads, options: { scenario: SCENARIO, clients: CLIENTS, instances: INSTANCES, workers: WORKERS, flags, serverEnv: stack.env }, result, failures }, null, 2)}\n`,
   );
   log(`wrote ${jsonPath}${flags['keep-logs'] ? ` (server logs in ${stack.logDir})` : ''}`);
   process.exitCode = failures.length ? 1 : 0;
