@@ -22,7 +22,9 @@ export interface ScheduledJobsConfig {
 }
 
 export function startScheduledJobs(config: ScheduledJobsConfig): { scheduler: Scheduler; stop(): Promise<void> } {
-  const prisma = createPrismaClient(config.databaseUrl, { poolMax: 2 });
+  // One connection: the jobs run one statement or one transaction at a time (and the embedded
+  // PGlite of `npm start` accepts 20 connections in all: app 5, server 5, relay 3, jobs 1 + 1).
+  const prisma = createPrismaClient(config.databaseUrl, { poolMax: 1 });
   const scheduler = new Scheduler({
     databaseUrl: config.databaseUrl,
     log: config.log,
