@@ -179,8 +179,7 @@ roll_back() {
   point current "$current"
   ok "current -> releases/$current"
   reload_current "${pids[@]}" || die "deploy of releases/$id failed ($reason); the rollback to releases/$current could not reload it: check npx pm2 logs"
-  # Health only: DEPLOY_CHECK_EMAIL's checks already passed for this release when it was deployed.
-  DEPLOY_CHECK_EMAIL="" verify_release "$current" || die "deploy of releases/$id failed ($reason); rolled back to releases/$current, which is not healthy either: $VERIFY_FAILURE"
+  verify_release "$current" || die "deploy of releases/$id failed ($reason); rolled back to releases/$current, which is not healthy either: $VERIFY_FAILURE"
   die "deploy of releases/$id failed ($reason); rolled back to releases/$current, which is healthy again"
 }
 

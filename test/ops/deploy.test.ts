@@ -172,6 +172,8 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
     expect(result.stdout).to.match(new RegExp(`pid\\(s\\) .* run from releases/${broken}`));
     expect(result.stderr).to.match(/own feed .*error forbidden\s+FAIL/);
     expect(result.stderr).to.match(new RegExp(`rolled back to releases/${ids[0]}, which is healthy again`));
+    // The release it returned to was checked the same way, test client included.
+    expect(result.stdout.slice(result.stdout.indexOf(`Rolling back to releases/${ids[0]}`))).to.match(/test client: every check passed/);
     expect(await readFile(path.join(deployRoot, 'releases', broken!, '.failed'), 'utf8')).to.match(/test client's checks failed/);
     expect(await linked('current')).to.equal(ids[0]);
     // New processes of the good release (the ones before were replaced twice).
