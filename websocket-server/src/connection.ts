@@ -49,6 +49,28 @@ export const CLOSE_GRACE_MS = 1_000;
 /** Queued bytes that make a socket write before the end of the event-loop turn. */
 const FLUSH_EARLY_BYTES = 64 * 1024;
 
+/** Where a ws socket keeps its Connection, so one set of listeners serves every socket. */
+const CONNECTION = Symbol('connection');
+type Tagged = WebSocket & { [CONNECTION]: Connection };
+/** Set in Connection's static block (they call its private methods). */
+let onWsMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
+let onWsClose: (this: WebSocket, code: number) => void;
+
+/**
+ * The Subscriptions dependencies derived from one ConnectionDeps: the server passes the same
+ * deps object to every connection, so they are derived once, not copied per socket (bench/
+ * heap-census.ts counted the copies among the objects an idle connection keeps).
+ */
+const subscriptionDeps = new WeakMap<ConnectionDeps, SubscriptionsDeps>();
+function subscriptionDepsOf(deps: ConnectionDeps): SubscriptionsDeps {
+  let derived = subscriptionDeps.get(deps);
+  if (!derived) {
+    derived = { ...deps, limits: { maxSubscriptions: deps.limits.maxSubscriptions, maxBufferedBytes: deps.limits.maxBufferedBytes } };
+    subscriptionDeps.set(deps, derived);
+  }
+  return derived;
+}
+
 export class Connection implements SessionHolder {
   readonly id = randomUUID();
   /** Set by the heartbeat when a ping goes out, cleared by the pong. */
@@ -59,7 +81,10 @@ export class Connection implements SessionHolder {
   readonly #deps: ConnectionDeps;
   readonly #bucket: TokenBucket;
   readonly #subscriptions: Subscriptions;
-  readonly #typing: TypingRelay;
+  /** Made at the first typing frame: most sockets never send one. */
+  #typing: TypingRelay | undefined;
+  /** What runs once the socket has closed (server bookkeeping); one close listener for all. */
+  #closeListeners: Array<() => void> | undefined;
   #session: VerifiedSession;
   #expiry: DeadlineHandle | undefined;
   #outbound: Buffer[] = [];
@@ -74,30 +99,38 @@ export class Connection implements SessionHolder {
     this.#deps = deps;
     this.logger = logger.child({ connId: this.id, userId: session.userId });
     this.#bucket = new TokenBucket(deps.limits.framesPerSecond, deps.limits.frameBurst);
-    this.#subscriptions = new Subscriptions(this, {
-      ...deps,
-      limits: { maxSubscriptions: deps.limits.maxSubscriptions, maxBufferedBytes: deps.limits.maxBufferedBytes },
-    });
-    this.#typing = new TypingRelay(this, { directory: deps.channelContext.directory, broker: deps.broker, metrics: deps.metrics });
-    ws.on('message', (data, isBinary) => {
-      // Nothing a client sends may escape as an exception: thrown out of a ws listener it would
-      // end the process and every other user's connection with it.
-      try {
-        this.#onMessage(data, isBinary);
-      } catch (error) {
-        this.logger.error('frame handling failed; connection closed', { error: (error as Error).message });
-        this.close(CLOSE_CODES.internalError, 'internal error');
-      }
-    });
-    ws.on('pong', () => {
-      this.awaitingPong = false;
-    });
-    ws.once('close', (code) => this.#onClose(code));
-    ws.on('error', (error) => this.logger.debug('socket error', { error: error.message }));
+    this.#subscriptions = new Subscriptions(this, subscriptionDepsOf(deps));
+    // Shared listeners (module functions reaching the connection through the socket): no
+    // closures per socket. ws emits 'close' once.
+    (ws as Tagged)[CONNECTION] = this;
+    ws.on('message', onWsMessage);
+    ws.on('pong', onWsPong);
+    ws.on('close', onWsClose);
+    ws.on('error', onWsError);
     deps.sessions.add(this);
     this.#armExpiry();
     this.send({ type: 'connected', userId: session.userId, connectionId: this.id, expiresAt: session.expiresAt });
-    this.logger.info('connected', { expiresInMs: session.expiresAt - Date.now() });
+    // Debug, not info: at info this line and 'disconnected' cost ~200 µs of CPU per connection
+    // (winston's formats; bench/compare/connect-costs.ts). ws_connections_total counts them.
+    if (this.logger.isDebugEnabled()) this.logger.debug('connected', { expiresInMs: session.expiresAt - Date.now() });
+  }
+
+  static {
+    // Inside the class body, so they may call the private handlers.
+    onWsMessage = function (this: WebSocket, data: RawData, isBinary: boolean) {
+      const connection = (this as Tagged)[CONNECTION];
+      // Nothing a client sends may escape as an exception: thrown out of a ws listener it would
+      // end the process and every other user's connection with it.
+      try {
+        connection.#onMessage(data, isBinary);
+      } catch (error) {
+        connection.logger.error('frame handling failed; connection closed', { error: (error as Error).message });
+        connection.close(CLOSE_CODES.internalError, 'internal error');
+      }
+    };
+    onWsClose = function (this: WebSocket, code: number) {
+      (this as Tagged)[CONNECTION].#onClose(code);
+    };
   }
 
   get closed(): boolean {
@@ -200,7 +233,7 @@ export class Connection implements SessionHolder {
   /** Runs `listener` once the socket has fully closed (at once if it already has). */
   onceClosed(listener: () => void): void {
     if (this.#socketClosed) listener();
-    else this.#ws.once('close', () => listener());
+    else (this.#closeListeners ??= []).push(listener);
   }
 
   ping(): void {
@@ -259,7 +292,10 @@ export class Connection implements SessionHolder {
     this.#markClosed();
     this.#deps.metrics.disconnects.inc({ code: String(code) });
     this.#deps.metrics.connections.dec();
-    this.logger.info('disconnected', { code, serverInitiated: wasClosed });
+    if (this.logger.isDebugEnabled()) this.logger.debug('disconnected', { code, serverInitiated: wasClosed });
+    const listeners = this.#closeListeners;
+    this.#closeListeners = undefined;
+    for (const listener of listeners ?? []) listener();
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {
@@ -300,6 +336,7 @@ export class Connection implements SessionHolder {
       case 'refresh':
         return this.#refresh(frame.token, frame.id);
       case 'typing':
+        this.#typing ??= new TypingRelay(this, { directory: this.#deps.channelContext.directory, broker: this.#deps.broker, metrics: this.#deps.metrics });
         return this.#typing.handle(frame);
       default: {
         const unreachable: never = frame;
@@ -348,6 +385,13 @@ export class Connection implements SessionHolder {
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
     });
   }
+}
+
+function onWsPong(this: WebSocket): void {
+  (this as Tagged)[CONNECTION].awaitingPong = false;
+}
+function onWsError(this: WebSocket, error: Error): void {
+  (this as Tagged)[CONNECTION].logger.debug('socket error', { error: error.message });
 }
 
 function sessionRevokedReason(message: SessionMessage): string {

@@ -21,7 +21,7 @@ import type { SessionVerifier } from './auth/session-verifier.ts';
 import { Broadcaster, DEFAULT_BROADCAST_RETAIN_MS } from './broadcast.ts';
 import type { Broker } from './broker/broker.ts';
 import type { ChannelContext } from './channels/policy.ts';
-import { CLOSE_GRACE_MS, Connection, type ConnectionLimits } from './connection.ts';
+import { CLOSE_GRACE_MS, Connection, type ConnectionDeps, type ConnectionLimits } from './connection.ts';
 import type { Directory } from './data/directory.ts';
 import { EventRouter } from './event-router.ts';
 import { Continuity } from './history/continuity.ts';
@@ -125,6 +125,7 @@ export class RealtimeServer {
   #heartbeatSlice = 0;
   #nextSlice = 0;
   #closing: Promise<void> | undefined;
+  #connectionDeps: ConnectionDeps | undefined;
 
   constructor(options: RealtimeServerOptions, deps: RealtimeServerDeps) {
     this.#options = options;
@@ -386,7 +387,9 @@ export class RealtimeServer {
 
   async #handleUpgrade(request: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const { metrics, logger } = this.#deps;
-    socket.on('error', () => socket.destroy());
+    // A shared listener: a closure here would keep this handshake's scope (its admission ticket)
+    // alive as long as the socket.
+    socket.on('error', destroyOnError);
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (this.#state !== 'running') return rejectHandshake(socket, 503, metrics, 'closing', 1);
     if (!WEBSOCKET_PATHS.has(path)) return rejectHandshake(socket, 404, metrics, 'path');
@@ -457,11 +460,15 @@ export class RealtimeServer {
     const session = verdict.session;
     this.#wss.handleUpgrade(request, socket, head, (ws: WebSocket) => {
       done();
+      // Done has run: its close listener (holding the admission ticket) need not live on with
+      // the socket.
+      socket.removeListener('close', done);
       if (this.#state !== 'running') {
         ws.close(CLOSE_CODES.goingAway, 'server shutting down');
         return;
       }
-      const connection = new Connection(ws, socket, session, logger, {
+      // One deps object for every connection (Connection derives what it needs from it once).
+      const connection = new Connection(ws, socket, session, logger, (this.#connectionDeps ??= {
         hub: this.#hub,
         broker: this.#deps.broker,
         continuity: this.#continuity,
@@ -475,24 +482,28 @@ export class RealtimeServer {
         sessionCheck: this.#sessionCheck,
         deadlines: this.#deadlines,
         presence: this.#presence,
-      });
+      }));
       const slice = this.#heartbeatSlices[this.#nextSlice];
       this.#nextSlice = (this.#nextSlice + 1) % Math.max(1, this.#heartbeatSlices.length);
       slice?.add(connection);
-      connection.onceClosed(() => slice?.delete(connection));
       this.#connections.add(connection);
       this.#broadcaster.welcome(connection);
       metrics.connections.inc();
       metrics.connectionsTotal.inc();
       this.#presence.connected(session.userId);
-      connection.onceClosed(() => {
-        this.#connections.delete(connection);
-        this.#presence.disconnected(session.userId);
-      });
+      // Bound, not a closure: a closure made here would keep the whole handshake's scope alive.
+      connection.onceClosed(this.#forget.bind(this, connection, slice));
       // Signed out while the database was being read: the announcement found no socket then.
       const voided = this.#sessions.voidedSince(seq, session);
       if (voided) connection.endSession(voided);
     });
+  }
+
+  /** A connection's socket has closed: it leaves the server's bookkeeping. */
+  #forget(connection: Connection, slice: Set<Connection> | undefined): void {
+    slice?.delete(connection);
+    this.#connections.delete(connection);
+    this.#presence.disconnected(connection.userId);
   }
 
   /** Completes the handshake only to send a close code; the socket is destroyed soon after. */
@@ -529,6 +540,10 @@ export class RealtimeServer {
 }
 
 const STATUS_TEXT: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+
+function destroyOnError(this: Socket): void {
+  this.destroy();
+}
 
 function rejectHandshake(socket: Socket, status: number, metrics: Metrics, reason: string, retryAfterSeconds?: number): void {
   metrics.handshakeRejections.inc({ reason });

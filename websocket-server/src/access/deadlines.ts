@@ -11,9 +11,27 @@ export interface DeadlineHandle {
   cancel(): void;
 }
 
-type Entry = { at: number; fire: () => void; live: boolean };
-
 const noop = () => {};
+
+/**
+ * A deadline, and its own handle: `cancel` on the prototype, not a closure per deadline (every
+ * connection holds one for its token's expiry; bench/heap-census.ts counted the closures).
+ */
+class Entry implements DeadlineHandle {
+  live = true;
+
+  constructor(
+    readonly owner: Deadlines,
+    readonly at: number,
+    public fire: () => void,
+  ) {}
+
+  cancel(): void {
+    cancelEntry(this.owner, this);
+  }
+}
+/** Set in Deadlines' static block (it reaches the private state). */
+let cancelEntry: (deadlines: Deadlines, entry: Entry) => void;
 
 /** Node caps timers at 2^31-1 ms (~24.8 days); a later deadline re-arms when that one fires. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -38,24 +56,26 @@ export class Deadlines {
 
   /** Runs `fire` once at `at` (ms since the epoch); at once (next tick) if `at` has passed. */
   schedule(at: number, fire: () => void): DeadlineHandle {
-    const entry: Entry = { at, fire, live: true };
+    const entry = new Entry(this, at, fire);
     this.#push(entry);
     this.#live++;
     this.#arm();
-    return {
-      cancel: () => {
-        if (!entry.live) return;
-        entry.live = false;
-        // A dead entry waits in the heap until it surfaces: let go of what its callback holds.
-        entry.fire = noop;
-        this.#live--;
-        // Cancelled entries are dropped when they reach the top; if every entry is dead, stop the
-        // timer so the heap can be cleared and nothing keeps the process awake.
-        if (this.#live === 0) this.clear();
-        // Refreshes cancel and reschedule often; rebuild when dead entries dominate, so the heap
-        // stays proportional to the live deadlines.
-        else if (this.#heap.length > 64 && this.#heap.length > 3 * this.#live) this.#compact();
-      },
+    return entry;
+  }
+
+  static {
+    cancelEntry = (deadlines, entry) => {
+      if (!entry.live || entry.owner !== deadlines) return;
+      entry.live = false;
+      // A dead entry waits in the heap until it surfaces: let go of what its callback holds.
+      entry.fire = noop;
+      deadlines.#live--;
+      // Cancelled entries are dropped when they reach the top; if every entry is dead, stop the
+      // timer so the heap can be cleared and nothing keeps the process awake.
+      if (deadlines.#live === 0) deadlines.clear();
+      // Refreshes cancel and reschedule often; rebuild when dead entries dominate, so the heap
+      // stays proportional to the live deadlines.
+      else if (deadlines.#heap.length > 64 && deadlines.#heap.length > 3 * deadlines.#live) deadlines.#compact();
     };
   }
 

@@ -106,7 +106,9 @@ export class PrismaDirectory implements Directory {
   }
 
   async ping(): Promise<void> {
-    await this.#prisma.$queryRaw`SELECT 1`;
+    // On the pool, not through Prisma: /health must not wait for Prisma's first-query warm-up
+    // when nothing has used it yet (the connect path no longer does).
+    await this.#pool.query('SELECT 1');
   }
 
   async close(): Promise<void> {

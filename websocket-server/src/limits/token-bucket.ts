@@ -1,3 +1,6 @@
+/** One clock for every bucket: a default `() => …` would be a closure per bucket (per socket). */
+const monotonicNow = () => performance.now();
+
 /** Token bucket for client frames: `ratePerSecond` sustained, `burst` at once. */
 export class TokenBucket {
   #tokens: number;
@@ -6,7 +9,7 @@ export class TokenBucket {
   constructor(
     private readonly ratePerSecond: number,
     private readonly burst: number,
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = monotonicNow,
   ) {
     this.#tokens = burst;
     this.#updatedAt = now();

@@ -111,6 +111,25 @@ describe('CachedDirectory', () => {
     await cache.findSubscription('bob', 'alice');
     expect(inner.reads).to.equal(4);
   });
+
+  it('is bounded: past maxEntries the oldest entries go, and one user’s revocation drops only theirs', async () => {
+    const inner = new ScriptedDirectory();
+    const cache = new CachedDirectory(inner, { ttlMs: 60_000, maxEntries: 3 });
+    for (const user of ['u1', 'u2', 'u3', 'u4', 'u5']) await cache.findSubscription(user, 'alice');
+    expect(cache.size).to.equal(3);
+    expect(inner.reads).to.equal(5);
+    await cache.findSubscription('u5', 'alice'); // newest: kept
+    expect(inner.reads).to.equal(5);
+    await cache.findSubscription('u1', 'alice'); // oldest: gone, read again (and u3 goes)
+    expect(inner.reads).to.equal(6);
+    expect(cache.size).to.equal(3);
+    cache.invalidate({ type: 'user_deleted', userId: 'u5' });
+    expect(cache.size).to.equal(2);
+    await cache.findSubscription('u4', 'alice');
+    expect(inner.reads).to.equal(6);
+    for (let i = 0; i < 1_000; i++) await cache.sessionState(`s${i}`, 'sid');
+    expect(cache.size).to.equal(3);
+  });
 });
 
 describe('CachedDirectory › on the running server', () => {
@@ -167,6 +186,39 @@ describe('CachedDirectory › on the running server', () => {
     await fixtures.prisma.user.update({ where: { id: bob.id }, data: { sessionsValidAfter: new Date(cutoff) } });
     await announce({ type: 'user_sessions_revoked', userId: bob.id, notBefore: cutoff });
     expect((await second.closed).code).to.equal(CLOSE_CODES.sessionRevoked);
+    expect((await TestClient.open(server.url, { token }).closed).code).to.equal(CLOSE_CODES.unauthorized);
+  });
+
+  it('a cached session signed out (its sid revoked) is refused at once, and the user’s other session still connects', async () => {
+    const bob = await fixtures.user({ name: 'bob' });
+    const sid = `sid-${bob.id}`;
+    const token = await mintSessionToken(bob.id, { claims: { sid } });
+    const other = await mintSessionToken(bob.id, { claims: { sid: `${sid}-2` } });
+    (await TestClient.connect(server.url, { token })).close();
+    const before = await hits('session');
+    const open = await TestClient.connect(server.url, { token });
+    expect(await hits('session'), 'the second handshake was answered from the cache').to.equal(before + 1);
+
+    await fixtures.prisma.revokedSession.create({ data: { sessionId: sid, userId: bob.id, expiresAt: new Date(Date.now() + 3_600_000) } });
+    await announce({ type: 'session_revoked', userId: bob.id, sessionId: sid });
+    expect((await open.closed).code).to.equal(CLOSE_CODES.sessionRevoked);
+    expect((await TestClient.open(server.url, { token }).closed).code).to.equal(CLOSE_CODES.unauthorized);
+    const still = await TestClient.connect(server.url, { token: other });
+    expect((await still.request({ type: 'ping' })).type).to.equal('pong');
+    still.close();
+  });
+
+  it('a cached session of a deleted account is refused at once', async () => {
+    const bob = await fixtures.user({ name: 'bob' });
+    const token = await mintSessionToken(bob.id);
+    (await TestClient.connect(server.url, { token })).close();
+    const before = await hits('session');
+    const open = await TestClient.connect(server.url, { token });
+    expect(await hits('session'), 'the second handshake was answered from the cache').to.equal(before + 1);
+
+    await fixtures.prisma.user.delete({ where: { id: bob.id } });
+    await announce({ type: 'user_deleted', userId: bob.id });
+    expect((await open.closed).code).to.equal(CLOSE_CODES.sessionRevoked);
     expect((await TestClient.open(server.url, { token }).closed).code).to.equal(CLOSE_CODES.unauthorized);
   });
 });
