@@ -155,9 +155,16 @@ export class HubChannel {
       frames.push({ type: 'subscribed', channel: this.name, ...idOf(request.id), ...at, recovered: true });
       for (const frame of this.#log) if (frame.epoch === since.epoch && (frame.offset ?? 0) > since.offset) frames.push(frame);
     } else {
-      frames.push({ type: 'subscribed', channel: this.name, ...idOf(request.id), ...at, ...(since ? { recovered: false } : {}) });
-      // The tab's Subscription drops a snapshot older than the position it takes from the reply.
-      if (this.#snapshot) frames.push(this.#snapshot);
+      // From the last snapshot when the log holds every event after it (the server, too, starts
+      // a fresh subscribe with its snapshot): the tab's state is whole at once (the bell's
+      // unread count), not only after its own fetch. Otherwise from the hub's position, where
+      // the tab's Subscription drops the older snapshot.
+      const snapshot = this.#snapshot;
+      const from = snapshot && positionOf(snapshot);
+      const start = from && this.#covers(from) ? from : null;
+      frames.push({ type: 'subscribed', channel: this.name, ...idOf(request.id), ...(start ?? at), ...(since ? { recovered: false } : {}) });
+      if (snapshot) frames.push(snapshot);
+      if (start) for (const frame of this.#log) if (frame.epoch === start.epoch && (frame.offset ?? 0) > start.offset) frames.push(frame);
     }
     frames.push(...this.#state.values());
     this.#members.add(tab);
