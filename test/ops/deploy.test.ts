@@ -52,6 +52,8 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
   const clients: ReconnectingClient[] = [];
   /** Release ids in the order they were deployed: good, broken, good. */
   const ids: string[] = [];
+  /** How long each script run took, printed at the end. */
+  const timings: string[] = [];
 
   before(async function () {
     scratch = await mkdtemp(path.join(tmpdir(), 'fonana-deploy-'));
@@ -92,6 +94,7 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
 
   after(async function () {
     this.timeout(60_000);
+    if (timings.length > 0) console.log(`      ${timings.join('; ')}; close codes per client: ${clients.map((c) => c.closeCodes.join(',')).join(' | ')}`);
     for (const client of clients) client.stop();
     await pm2?.kill();
     await fixtures?.close();
@@ -99,7 +102,13 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
   });
 
   const script = (name: string) => path.join(repoRoot, 'scripts', name);
-  const deploy = (...args: string[]) => run('bash', [script('deploy.sh'), '--only', 'fonana-ws', ...args], { env: pm2.env, timeoutMs: 400_000 });
+  const timed = async (label: string, result: Promise<RunResult>) => {
+    const done = await result;
+    timings.push(`${label} ${(done.ms / 1000).toFixed(1)} s (exit ${done.code})`);
+    return done;
+  };
+  const deploy = (label: string, ...args: string[]) =>
+    timed(label, run('bash', [script('deploy.sh'), '--only', 'fonana-ws', ...args], { env: pm2.env, timeoutMs: 400_000 }));
   const linked = async (name: 'current' | 'previous') => path.basename(await readlink(path.join(deployRoot, name)));
   const output = (result: RunResult) => `--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
 
@@ -127,7 +136,7 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
   }
 
   it('deploys a good release (HEAD): current points at it, every process runs from it, /health and the test client pass', async function () {
-    const result = await deploy();
+    const result = await deploy('deploy good');
     expect(result.code, output(result)).to.equal(0);
     const id = await linked('current');
     // <UTC time>-<short commit>, the commit HEAD was when the deploy exported it.
@@ -163,7 +172,7 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
     expect(faulty, 'the fault was injected').to.not.equal(original);
     await writeFile(policy, faulty);
 
-    const result = await deploy('--source', source);
+    const result = await deploy('deploy broken + automatic rollback', '--source', source);
     expect(result.code, output(result)).to.equal(1);
     const broken = (await readdir(path.join(deployRoot, 'releases'))).find((id) => id.endsWith('-broken-src'));
     expect(broken, `the broken release directory\n${output(result)}`).to.be.a('string');
@@ -185,7 +194,7 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
 
   it('a second good deploy records the first as previous and prunes the broken one (KEEP_RELEASES=2)', async function () {
     const closes = clients.map((c) => c.closeCodes.length + 1);
-    const result = await deploy();
+    const result = await deploy('deploy good again');
     expect(result.code, output(result)).to.equal(0);
     const id = await linked('current');
     ids.push(id);
@@ -199,7 +208,7 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
 
   it('rollback.sh returns to the previous release in one command; clients reconnect and receive events', async function () {
     const closes = clients.map((c) => c.closeCodes.length + 1);
-    const result = await run('bash', [script('rollback.sh'), '--only', 'fonana-ws'], { env: pm2.env, timeoutMs: 120_000 });
+    const result = await timed('rollback.sh', run('bash', [script('rollback.sh'), '--only', 'fonana-ws'], { env: pm2.env, timeoutMs: 120_000 }));
     expect(result.code, output(result)).to.equal(0);
     expect(result.stdout).to.match(/test client: every check passed/);
     expect(await linked('current')).to.equal(ids[0]);
