@@ -23,6 +23,7 @@ const { values } = parseArgs({ args: own, options: { base: { type: 'string', def
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const baseCommit = execFileSync('git', ['-C', root, 'rev-parse', '--short', values.base]).toString().trim();
 
+const stamp = new Date().toISOString().slice(11, 16).replace(':', '');
 const baseDir = mkdtempSync(join(tmpdir(), `ab-${baseCommit}-`));
 execFileSync('sh', ['-c', `git -C "${root}" archive ${baseCommit} websocket-server/src websocket-server/package.json websocket-server/tsconfig.json | tar -x -C "${baseDir}"`]);
 for (const shared of ['node_modules', 'generated', 'lib', 'test', 'websocket-server/node_modules', 'package.json', 'tsconfig.json']) symlinkSync(join(root, shared), join(baseDir, shared));
@@ -32,7 +33,7 @@ const rounds: Array<{ side: 'A' | 'B'; figures: Figures }> = [];
 try {
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const side of ['A', 'B'] as const) {
-      const tag = `ab-${side}${round}`;
+      const tag = `ab-${stamp}-${side}${round}`;
       const env = { ...process.env, ...(side === 'B' ? { BENCH_PROJECT_ENTRY: join(baseDir, 'websocket-server/src/main.ts'), BENCH_COMMIT: baseCommit } : {}) };
       const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'bench/compare/main.ts'), '--targets', 'project', '--tag', tag, ...passOn], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
       const wrote = /wrote (\S+\.json)/.exec(run.stdout ?? '');

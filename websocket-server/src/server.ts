@@ -458,6 +458,11 @@ export class RealtimeServer {
       return this.#upgradeThenClose(request, socket, head, CLOSE_CODES.unauthorized, 'unauthorized', done);
     }
     const session = verdict.session;
+    // The 101 response and the first frames ('connected', a retained broadcast) leave in one
+    // write, not two: corked here, uncorked once the connection has queued them (a loopback
+    // write costs tens of µs of CPU; bench/compare/connect-costs.ts). A refused upgrade ends the
+    // socket, which uncorks it.
+    socket.cork();
     this.#wss.handleUpgrade(request, socket, head, (ws: WebSocket) => {
       done();
       // Done has run: its close listener (holding the admission ticket) need not live on with
@@ -465,6 +470,7 @@ export class RealtimeServer {
       socket.removeListener('close', done);
       if (this.#state !== 'running') {
         ws.close(CLOSE_CODES.goingAway, 'server shutting down');
+        socket.uncork();
         return;
       }
       // One deps object for every connection (Connection derives what it needs from it once).
@@ -496,6 +502,8 @@ export class RealtimeServer {
       // Signed out while the database was being read: the announcement found no socket then.
       const voided = this.#sessions.voidedSince(seq, session);
       if (voided) connection.endSession(voided);
+      connection.flush();
+      socket.uncork();
     });
   }
 

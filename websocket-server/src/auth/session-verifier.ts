@@ -12,9 +12,11 @@
  * reason, and logs the reason (never the token).
  *
  * Decryption is node:crypto's AES-256-GCM, synchronous, with the key derived once per secret:
- * jose's `jwtDecrypt` goes through WebCrypto (an `importKey` and an async `decrypt` with their
- * argument normalisation per token) and cost ~265 µs of CPU per token against ~27 µs here
- * (bench/compare/connect-costs.ts, and a loop of 2,000 tokens). Only what next-auth writes is
+ * jose's `jwtDecrypt` goes through WebCrypto (an `importKey` and an async `decrypt` on the
+ * thread pool, with their argument normalisation, per token): in the server under the connect
+ * scenario jose and WebCrypto took ~456 µs of CPU per connection, this ~140 µs
+ * (bench/compare/connect-costs.ts); in a quiet loop (bench/jwe-verify.ts) ~60 against ~32 µs
+ * per token. Only what next-auth writes is
  * accepted, with jose's checks for it: the compact form, a protected header naming `dir` and
  * `A256GCM` with no `crit` or `zip`, an empty encrypted key, a 96-bit IV and a 128-bit tag, a
  * JSON object as claims, `iat`/`nbf`/`exp` numbers when present, `nbf` and `exp` against the
