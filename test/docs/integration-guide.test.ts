@@ -222,7 +222,10 @@ describe('API_INTEGRATION_GUIDE.md', () => {
     }
   });
 
-  it('hook-usage: compiles against the real hooks, with strict types', async () => {
+  it('hook-usage: compiles against the real hooks, with strict types', async function () {
+    // A whole tsc program over the hooks and React's types: ~8 s on an idle machine, past
+    // mocha's 20 s default when the two cores are shared with other work.
+    this.timeout(90_000);
     const dir = tmp;
     await writeFile(join(dir, 'hook-usage.tsx'), block('hook-usage').code);
     await writeFile(
