@@ -2,7 +2,7 @@
 import type { BrokerState } from './broker.ts';
 
 /** Shown in Redis `CLIENT LIST`; client names allow no spaces, so a safe alphabet only. */
-export function connectionName(role: 'sub' | 'pub', nodeId: string | undefined): string {
+export function connectionName(role: 'sub' | 'pub' | 'presence' | 'ops', nodeId: string | undefined): string {
   return `fonana-ws-${role}${nodeId ? `:${nodeId.replace(/[^A-Za-z0-9:._-]/g, '_')}` : ''}`;
 }
 

@@ -8,7 +8,7 @@
  * Its own connection (like presence's): a slow stats read never queues behind pub/sub, and no
  * offline queue, so a write while Redis is down fails at once and the next one tries again.
  */
-import { Cluster, Redis } from 'ioredis';
+import { createCommandClient, whenReady, type CommandClient } from '../broker/redis-command-client.ts';
 import type { Logger } from '../logger.ts';
 import { nodeStatsSnapshotSchema, type ListedNodeStats, type NodeStatsSnapshot, type NodeStatsStore } from './stats-store.ts';
 
@@ -62,7 +62,7 @@ interface StatsCommands {
   fonanaStatsRemove(expiry: string, stats: string, nodeId: string): Promise<number>;
 }
 
-type Client = Redis | Cluster;
+type Client = CommandClient;
 
 export type RedisNodeStatsStoreOptions = {
   /** REDIS_CHANNEL_PREFIX: nodes of one deployment share it, a test run has its own. */
@@ -87,17 +87,7 @@ export class RedisNodeStatsStore implements NodeStatsStore {
   constructor(options: RedisNodeStatsStoreOptions) {
     this.#keys = nodeStatsKeys(options.prefix);
     this.#logger = options.logger.child({ component: 'node-stats' });
-    const retryStrategy = (attempt: number) => Math.min(100 * 2 ** attempt, 5_000);
-    const connectionName = `fonana-ws-ops${options.nodeId ? `:${options.nodeId.replace(/[^A-Za-z0-9:._-]/g, '_')}` : ''}`;
-    this.#client =
-      'url' in options
-        ? new Redis(options.url, { retryStrategy, enableOfflineQueue: false, connectionName })
-        : new Cluster(
-            options.clusterNodes.map(({ host, port }) => ({ host, port })),
-            { clusterRetryStrategy: retryStrategy, enableOfflineQueue: false, redisOptions: { connectionName } },
-          );
-    // Without an error listener an unreachable Redis would crash the process.
-    this.#client.on('error', (error: Error) => this.#logger.debug('redis error', { error: error.message }));
+    this.#client = createCommandClient(options, { role: 'ops', nodeId: options.nodeId, logger: this.#logger, errorLevel: 'debug' });
     this.#client.defineCommand('fonanaStatsWrite', { numberOfKeys: 2, lua: WRITE_LUA });
     this.#client.defineCommand('fonanaStatsList', { numberOfKeys: 2, lua: LIST_LUA });
     this.#client.defineCommand('fonanaStatsRemove', { numberOfKeys: 2, lua: REMOVE_LUA });
@@ -105,19 +95,8 @@ export class RedisNodeStatsStore implements NodeStatsStore {
   }
 
   /** Resolves once connected, or rejects after `timeoutMs`. */
-  async ready(timeoutMs = 5_000): Promise<void> {
-    if (this.#client.status === 'ready') return;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        new Promise<void>((resolve) => this.#client.once('ready', () => resolve())),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`Redis not ready after ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+  ready(timeoutMs = 5_000): Promise<void> {
+    return whenReady(this.#client, timeoutMs);
   }
 
   async write(snapshot: NodeStatsSnapshot, ttlMs: number): Promise<void> {

@@ -15,7 +15,7 @@
  * logs it and its next refresh writes every entry again, and entries a failed remove left behind
  * expire by themselves.
  */
-import { Cluster, Redis } from 'ioredis';
+import { createCommandClient, whenReady, type CommandClient } from '../broker/redis-command-client.ts';
 import type { Logger } from '../logger.ts';
 import {
   STATE_TTL_MS,
@@ -106,7 +106,7 @@ redis.call(ARGV[6], ARGV[5], ARGV[3] .. value .. ARGV[4])
 return {'published', value, 0}
 `;
 
-type Client = Redis | Cluster;
+type Client = CommandClient;
 
 interface PresenceCommands {
   fonanaPresenceAdd(clients: string, users: string, ttlMs: number, ...pairs: string[]): Promise<number>;
@@ -148,21 +148,9 @@ export class RedisPresence implements Presence {
     this.ttlMs = options.ttlMs;
     this.#prefix = options.channelPrefix;
     const logger = options.logger.child({ component: 'redis-presence' });
-    const retryStrategy = (attempt: number) => Math.min(100 * 2 ** attempt, 5_000);
-    const connectionName = `fonana-ws-presence${options.nodeId ? `:${options.nodeId.replace(/[^A-Za-z0-9:._-]/g, '_')}` : ''}`;
-    if ('url' in options) {
-      // Auto-pipelining: a refresh of thousands of entries leaves in a few writes.
-      this.#client = new Redis(options.url, { retryStrategy, enableOfflineQueue: false, enableAutoPipelining: true, connectionName });
-      this.#sharded = false;
-    } else {
-      this.#client = new Cluster(
-        options.clusterNodes.map(({ host, port }) => ({ host, port })),
-        { clusterRetryStrategy: retryStrategy, enableOfflineQueue: false, enableAutoPipelining: true, redisOptions: { connectionName } },
-      );
-      this.#sharded = true;
-    }
-    // Without an error listener an unreachable Redis would crash the process.
-    this.#client.on('error', (error: Error) => logger.warn('redis error', { error: error.message }));
+    // Auto-pipelining: a refresh of thousands of entries leaves in a few writes.
+    this.#client = createCommandClient(options, { role: 'presence', nodeId: options.nodeId, autoPipelining: true, logger });
+    this.#sharded = !('url' in options);
     this.#client.defineCommand('fonanaPresenceAdd', { numberOfKeys: 2, lua: ADD_LUA });
     this.#client.defineCommand('fonanaPresenceRemove', { numberOfKeys: 2, lua: REMOVE_LUA });
     this.#client.defineCommand('fonanaPresenceCount', { numberOfKeys: 2, lua: COUNT_LUA });
@@ -171,19 +159,8 @@ export class RedisPresence implements Presence {
   }
 
   /** Resolves once connected, or rejects after `timeoutMs`. */
-  async ready(timeoutMs = 5_000): Promise<void> {
-    if (this.#client.status === 'ready') return;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        new Promise<void>((resolve) => this.#client.once('ready', () => resolve())),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`Redis not ready after ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+  ready(timeoutMs = 5_000): Promise<void> {
+    return whenReady(this.#client, timeoutMs);
   }
 
   onAnnouncement(): void {
