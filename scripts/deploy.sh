@@ -8,7 +8,8 @@
 #   3. builds in the release: the Next.js app and the WebSocket server (WS_DIST_DIR, relative),
 #      and checks that the server build loads — before anything running is touched,
 #   4. applies the release's migrations. They must be expand-only (README, "Migrations: expand,
-#      then contract"): the running release, and the one a rollback returns to, run on them,
+#      then contract"): the running release, and the one a rollback returns to, run on them;
+#      then starts the release's server once on a free port and waits for /health OK,
 #   5. points `current` at the release and runs `pm2 startOrReload current/ecosystem.config.js
 #      --update-env`: fonana-ws (cluster mode) is replaced one process at a time, each new one
 #      ready before an old one drains (its clients get 1001 and reconnect); fonana restarts,
@@ -157,6 +158,10 @@ fi
 
 step "Database migrations (expand only: the running release keeps working on them)"
 migrate "$release"
+if deploy_ws; then
+  step "Smoke start"
+  smoke_start_ws "$release"
+fi
 
 # ---------------------------------------------------------------------------------------------
 step "Switch to releases/$id"

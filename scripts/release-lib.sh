@@ -53,14 +53,39 @@ point() {
   mv -Tf "$DEPLOY_ROOT/.$1.tmp" "$DEPLOY_ROOT/$1"
 }
 
-# Pids of the running processes of a PM2 app, one a line.
-app_pids() {
+# PM2's processes as "name status pid" lines (pid 0 when not running).
+pm2_processes() {
   "$(pm2_bin)" jlist 2>/dev/null | node -e '
     let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
       // The JSON is the last line that parses: a daemon spawned by this call prints first.
       const list = s.split("\n").reverse().filter((l) => l.startsWith("[")).map((l) => { try { return JSON.parse(l); } catch { return null; } }).find(Array.isArray) ?? [];
-      for (const p of list) if (p.name === process.argv[1] && p.pid > 0 && p.pm2_env?.status === "online") console.log(p.pid);
-    });' "$1"
+      for (const p of list) console.log(`${p.name} ${p.pm2_env?.status ?? "?"} ${p.pid ?? 0}`);
+    });'
+}
+
+# Pids of the online processes of a PM2 app, one a line.
+app_pids() { pm2_processes | awk -v app="$1" '$1 == app && $2 == "online" && $3 > 0 { print $3 }'; }
+
+# Starts the release's server once on a free loopback port, with the environment PM2 would give
+# it, and waits for /health OK: a release that cannot start (or is unhealthy from the start)
+# fails here, before anything running is replaced. Stopped with SIGINT afterwards.
+smoke_start_ws() {
+  local root="$1" port pid line="" started=$SECONDS log="$1/.smoke-start.log"
+  port="$(node -e 'const s = require("node:net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')"
+  (cd "$root" && NODE_ENV=production WS_PORT="$port" WS_HOST=127.0.0.1 METRICS_PORT='' exec node --enable-source-maps "$WS_DIST_DIR/websocket-server/src/main.js") >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 60); do
+    if line="$("$OPS_ROOT/scripts/health-check.sh" "http://127.0.0.1:$port/health" --timeout 1000)"; then break; fi
+    alive "$pid" || break
+    sleep 0.25
+  done
+  alive "$pid" && kill -INT "$pid" 2>/dev/null
+  wait_gone 10 "$pid" || kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null || true
+  case "$line" in
+    OK*) ok "the release's server starts: /health OK on 127.0.0.1:$port in $((SECONDS - started)) s (stopped again)" ;;
+    *) { grep -m 3 -E 'Error|error' "$log" || tail -n 5 "$log"; } | cut -c1-300 | sed 's/^/        /' >&2; die "the release's server does not start healthy (${line:-it exited}); log: $log" ;;
+  esac
 }
 
 # True while pid $1 runs (a zombie nobody reaped yet counts as gone: it holds no socket).
@@ -84,13 +109,21 @@ wait_gone() {
 # answers afterwards is the new release only. Returns non-zero on failure.
 reload_current() {
   local pm2 only_args=() started=$SECONDS drain
+  local action=startOrReload stuck
   pm2="$(pm2_bin)"
   [ -n "${ONLY:-}" ] && only_args=(--only "$ONLY")
-  "$pm2" startOrReload "$DEPLOY_ROOT/current/ecosystem.config.js" --update-env "${only_args[@]}" || { fail "pm2 startOrReload failed"; return 1; }
+  # A reload waits for each new process to be ready; processes that are not online (crashing,
+  # waiting for a restart) are restarted instead: there is nothing to hand over from them.
+  stuck="$(pm2_processes | awk -v only="${ONLY:-}" '($1 == only || (only == "" && $1 ~ /^fonana(-ws|-outbox)?$/)) && $2 != "online"' | wc -l)"
+  if [ "$stuck" -gt 0 ]; then
+    action=startOrRestart
+    warn "$stuck process(es) not online: restarting instead of reloading"
+  fi
+  "$pm2" "$action" "$DEPLOY_ROOT/current/ecosystem.config.js" --update-env "${only_args[@]}" || { fail "pm2 $action failed"; return 1; }
   # kill_timeout of fonana-ws (SHUTDOWN_TIMEOUT_MS + 5 s) plus a margin.
   drain=$(( (${SHUTDOWN_TIMEOUT_MS:-5000} + 5000) / 1000 + 5 ))
   if [ $# -gt 0 ] && ! wait_gone "$drain" "$@"; then fail "old fonana-ws processes still run ${drain} s after the reload"; return 1; fi
-  ok "pm2 startOrReload done in $((SECONDS - started)) s (PM2_HOME=${PM2_HOME:-~/.pm2})"
+  ok "pm2 $action done in $((SECONDS - started)) s (PM2_HOME=${PM2_HOME:-~/.pm2})"
 }
 
 # Checks the running release $1, as clients will see it. Returns non-zero with the reason in

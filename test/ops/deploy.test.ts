@@ -35,6 +35,7 @@ const INSTANCES = 2;
 const CLIENTS = 3;
 const ORIGIN = 'https://fonana.test';
 const FEED_POLICY = 'websocket-server/src/channels/feed.ts';
+const SERVER_MAIN = 'websocket-server/src/main.ts';
 
 describe('deploy.sh and rollback.sh (releases, automatic rollback)', function () {
   // Three releases are built (tsc, ~10 s each here when the machine is idle, over a minute
@@ -112,6 +113,19 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
   const linked = async (name: 'current' | 'previous') => path.basename(await readlink(path.join(deployRoot, name)));
   const output = (result: RunResult) => `--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
 
+  /** HEAD exported into scratch/<name>, then `from` replaced by `to` in `file` of that copy
+   * only: the repository is never touched. */
+  async function faultySource(name: string, file: string, from: string, to: string): Promise<string> {
+    const source = path.join(scratch, name);
+    await mkdir(source);
+    await runOk('bash', ['-c', `git -C "${repoRoot}" archive HEAD | tar -x -C "${source}"`]);
+    const original = await readFile(path.join(source, file), 'utf8');
+    const faulty = original.replace(from, to);
+    expect(faulty, `the fault was injected into ${file}`).to.not.equal(original);
+    await writeFile(path.join(source, file), faulty);
+    return source;
+  }
+
   /** Every fonana-ws process is online and runs from releases/<id> (its working directory). */
   async function expectRunning(id: string): Promise<number[]> {
     const processes = (await pm2.list()).filter((p) => p.name === 'fonana-ws');
@@ -162,15 +176,8 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
 
   it('rolls back by itself when the new release fails the test client: exit 1, current is the good release again, clients reconnect and receive events', async function () {
     const before = await expectRunning(ids[0]!);
-    // The broken release: HEAD exported, then a fault written into the copy only.
-    const source = path.join(scratch, 'broken-src');
-    await mkdir(source);
-    await runOk('bash', ['-c', `git -C "${repoRoot}" archive HEAD | tar -x -C "${source}"`]);
-    const policy = path.join(source, FEED_POLICY);
-    const original = await readFile(policy, 'utf8');
-    const faulty = original.replace('principal.userId === userId', 'principal.userId === `deliberately-broken-${userId}`');
-    expect(faulty, 'the fault was injected').to.not.equal(original);
-    await writeFile(policy, faulty);
+    // The broken release: its feed policy refuses the feed's owner (healthy by /health).
+    const source = await faultySource('broken-src', FEED_POLICY, 'principal.userId === userId', 'principal.userId === `deliberately-broken-${userId}`');
 
     const result = await deploy('deploy broken + automatic rollback', '--source', source);
     expect(result.code, output(result)).to.equal(1);
@@ -216,5 +223,33 @@ describe('deploy.sh and rollback.sh (releases, automatic rollback)', function ()
     expect(await linked('previous')).to.equal(ids[2]);
     await expectRunning(ids[0]!);
     await expectClientsBack(closes);
+  });
+
+  it('never switches to a release whose server does not start: exit 1, current and the running processes unchanged, clients not disconnected', async function () {
+    const running = await linked('current');
+    const pids = await expectRunning(running);
+    const closes = clients.map((c) => c.closeCodes.length);
+    // Builds and loads (the smoke test imports every module but main.js), then throws at start.
+    const source = await faultySource(
+      'crashing-src',
+      SERVER_MAIN,
+      'async function main(): Promise<void> {\n',
+      "async function main(): Promise<void> {\n  if (process.env.NODE_ENV === 'production') throw new Error('deliberately broken release: the server does not start');\n",
+    );
+    const result = await deploy('deploy crashing (refused before the switch)', '--source', source);
+    expect(result.code, output(result)).to.equal(1);
+    const crashing = (await readdir(path.join(deployRoot, 'releases'))).find((id) => id.endsWith('-crashing-src'));
+    expect(crashing, `the crashing release directory\n${output(result)}`).to.be.a('string');
+    expect(result.stdout).to.match(/the build loads/);
+    expect(result.stderr, output(result)).to.match(/the release's server does not start healthy/);
+    expect(result.stderr).to.match(/deliberately broken release/);
+    expect(result.stderr).to.match(/nothing running was changed/);
+    expect(result.stdout).not.to.match(/==> PM2/);
+    expect(await readFile(path.join(deployRoot, 'releases', crashing!, '.failed'), 'utf8')).to.match(/before the switch/);
+    expect(await linked('current')).to.equal(running);
+    expect(await expectRunning(running), 'the same processes').to.deep.equal(pids);
+    // An event published now arrives on the connections that were open before: none was closed.
+    await expectClientsBack(0);
+    expect(clients.map((c) => c.closeCodes.length)).to.deep.equal(closes);
   });
 });
