@@ -191,6 +191,14 @@ export function publishNewSubscription(tx: Tx, creatorId: string, data: EventDat
   return enqueue(tx, channelName.notifications(creatorId), 'new_subscription', data);
 }
 
+/**
+ * To the user's own notifications channel, in the transaction that granted the access: every
+ * open tab of theirs showing something locked by it renders again (components/post/UnlockWatcher.tsx).
+ */
+export function publishAccessGranted(tx: Tx, userId: string, data: EventData<'access_granted'>) {
+  return enqueue(tx, channelName.notifications(userId), 'access_granted', data);
+}
+
 // ---- posts -----------------------------------------------------------------------------
 
 /** `version`: the post's statsVersion after the change (read from the UPDATE that made it). */

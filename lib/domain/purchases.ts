@@ -12,14 +12,15 @@
  * charge. What can be bought: a locked post with a price, by someone who is not its author and
  * cannot read it already; everything else is refused with a 4xx that says why.
  *
- * The buyer's open page unlocks by rendering again (router.refresh() after the answer): the
+ * The buyer's open page unlocks by rendering again (router.refresh() after the answer; the
+ * buyer's other tabs on it through `access_granted` on their notifications channel): the
  * page reads the purchase and subscribes to `post_{id}`, which the WebSocket server now grants
  * (its access cache keeps no refusals, and purchase_granted invalidates what it holds).
  */
 import { db } from '../db.ts';
 import type { SessionUser } from '../auth.ts';
 import { ApiError, notFound, unprocessable } from '../api/errors.ts';
-import { announcePurchaseChange, sendNotification } from '../realtime.ts';
+import { announcePurchaseChange, publishAccessGranted, sendNotification } from '../realtime.ts';
 import { formatCents, simulateCharge, type SimulatedCharge } from './payments.ts';
 import { accessTo } from './post-access.ts';
 
@@ -54,6 +55,8 @@ export async function buyPost(user: SessionUser, postId: string): Promise<Purcha
     if (count === 0) return { purchase: serialize(row), created: false, payment: null };
     const payment = simulateCharge({ payerId: user.id, amountCents: priceCents, purpose: `post:${postId}` });
     await announcePurchaseChange(tx, 'purchase_granted', user.id, postId);
+    // The buyer's other tabs on this post, which hold no post channel to be re-granted.
+    await publishAccessGranted(tx, user.id, { cause: 'purchase_granted', postId });
     await sendNotification(tx, post.authorId, {
       type: 'PURCHASE',
       title: 'Post purchased',

@@ -11,7 +11,7 @@
 import { db } from '../db.ts';
 import type { SessionUser } from '../auth.ts';
 import { notFound, unprocessable } from '../api/errors.ts';
-import { announceSubscriptionChange, publishNewSubscription, sendNotification } from '../realtime.ts';
+import { announceSubscriptionChange, publishAccessGranted, publishNewSubscription, sendNotification } from '../realtime.ts';
 import type { Tier } from './posts.ts';
 import { subscriptionGrants } from '@/websocket-server/src/channels/post-access.ts';
 
@@ -40,7 +40,11 @@ export async function subscribe(user: SessionUser, creatorId: string, tier: Tier
       create: { subscriberId: user.id, creatorId, tier, status: 'ACTIVE', expiresAt },
       update: { tier, status: 'ACTIVE', expiresAt },
     });
-    await announceSubscriptionChange(tx, tierChanged ? 'subscription_tier_changed' : 'subscription_created', user.id, creatorId);
+    const cause = tierChanged ? 'subscription_tier_changed' : 'subscription_created';
+    await announceSubscriptionChange(tx, cause, user.id, creatorId);
+    // The subscriber's open locked pages of this creator render again (a downgrade's losses
+    // are the server's unsubscribes; what a page still shows locked is re-decided by its render).
+    await publishAccessGranted(tx, user.id, { cause, creatorId });
     await publishNewSubscription(tx, creatorId, {
       subscriptionId: subscription.id,
       subscriberId: user.id,

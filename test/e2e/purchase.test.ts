@@ -3,7 +3,9 @@
  * app, WebSocket server (Redis broker) and outbox relay: a user on a locked post's open page
  * clicks "Buy" (the simulated payment) and the content appears without a reload, with the post's
  * channel subscribed; a subscriber reading a locked post in one tab cancels on the creator page
- * in another, and the first tab locks again live, without a reload.
+ * in another, and the first tab locks again live, without a reload; a purchase or a subscription
+ * made in one tab unlocks the same locked post open in another (`access_granted` on the user's
+ * notifications channel), without a reload.
  */
 import { expect } from 'chai';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -86,6 +88,50 @@ describe('e2e: buying a post and cancelling a subscription, live in the browser'
     expect(await page.textContent('[data-testid=post]')).to.contain('purchased');
     expect(await documentMarked(page), 'the page was not reloaded').to.equal(true);
     expect(await s.prisma.postPurchase.count({ where: { postId: post.id, userId: buyer.id } })).to.equal(1);
+  });
+
+  it('Buy in one tab: the same locked post open in another tab of the buyer unlocks without a reload', async () => {
+    const post = await s.prisma.post.create({
+      data: { authorId: creator.id, title: 'Two-tab recipe', content: 'Salt, then wait.', isLocked: true, priceCents: 300 },
+    });
+    const buyer = await createUser(s.prisma, { name: 'TwoTabBuyer' });
+    const { context, page: first } = await session(buyer.email);
+    await first.goto(`/posts/${post.id}`);
+    await first.waitForSelector('[data-testid=post][data-locked=true]');
+    const second = await context.newPage();
+    second.on('pageerror', (error) => pageErrors.push(error.message));
+    await second.goto(`/posts/${post.id}`);
+    await second.waitForSelector('[data-testid=post][data-locked=true]');
+    await second.waitForSelector('[data-testid=connection-status][data-state=open]', { timeout: 15_000 });
+    await markDocument(second);
+
+    const started = Date.now();
+    await first.click('[data-testid=buy-button]');
+    await first.waitForSelector('[data-testid=post][data-locked=false] [data-testid=post-content]', { timeout: LIVE_MS });
+    await second.waitForSelector('[data-testid=post][data-locked=false] [data-testid=post-content]', { timeout: LIVE_MS });
+    console.log(`      click Buy (first tab) → content shown in the second tab ${Date.now() - started} ms`);
+    expect(await second.textContent('[data-testid=post-content]')).to.equal('Salt, then wait.');
+    expect(await documentMarked(second), 'the second tab was not reloaded').to.equal(true);
+  });
+
+  it('Subscribe on the creator page: a locked post of that creator open in another tab unlocks without a reload', async () => {
+    const post = await s.prisma.post.create({ data: { authorId: creator.id, title: 'For members', content: 'Welcome in.', isLocked: true } });
+    const reader = await createUser(s.prisma, { name: 'Reader' });
+    const { context, page: postPage } = await session(reader.email);
+    await postPage.goto(`/posts/${post.id}`);
+    await postPage.waitForSelector('[data-testid=post][data-locked=true]');
+    await postPage.waitForSelector('[data-testid=connection-status][data-state=open]', { timeout: 15_000 });
+    await markDocument(postPage);
+
+    const creatorPage = await context.newPage();
+    creatorPage.on('pageerror', (error) => pageErrors.push(error.message));
+    await creatorPage.goto(`/creators/${creator.id}`);
+    const started = Date.now();
+    await creatorPage.click('[data-testid=subscribe-button]');
+    await postPage.waitForSelector('[data-testid=post][data-locked=false] [data-testid=post-content]', { timeout: LIVE_MS });
+    console.log(`      click Subscribe (other tab) → post page unlocked ${Date.now() - started} ms`);
+    expect(await postPage.textContent('[data-testid=post-content]')).to.equal('Welcome in.');
+    expect(await documentMarked(postPage), 'the post page was not reloaded').to.equal(true);
   });
 
   it('Cancel on the creator page: an open locked post page of the subscriber locks again live, without a reload', async () => {

@@ -3,6 +3,7 @@ import { notFound, redirect } from 'next/navigation';
 import { LockIcon } from '@/components/icons.tsx';
 import { LivePost } from '@/components/post/LivePost.tsx';
 import { BuyButton } from '@/components/post/BuyButton.tsx';
+import { UnlockWatcher } from '@/components/post/UnlockWatcher.tsx';
 import { ViewerCount } from '@/components/post/ViewerCount.tsx';
 import { currentUser } from '@/lib/auth.ts';
 import { postForViewer } from '@/lib/domain/posts.ts';
@@ -28,6 +29,7 @@ export default async function PostPage({ params }: { params: Promise<{ id: strin
     // no comments and no subscription to the post's channel for viewers without access.
     return (
       <article className="card" data-testid="post" data-locked="true">
+        <UnlockWatcher viewerId={user.id} postId={id} authorId={view.author.id} />
         <div className="row">
           <h1 style={{ margin: 0 }}>{view.summary.title}</h1>
           <span className="badge locked"><LockIcon /> {view.summary.requiredTier}</span>

@@ -128,6 +128,17 @@ export const eventDataSchemas = {
     postId: id,
     post: postSummarySchema.optional(),
   }),
+  /**
+   * On the user's own `notifications_{userId}`: the user gained access, by buying `postId` or by
+   * subscribing to (or upgrading at) `creatorId`. Losing access needs no event (the server ends
+   * the subscriptions that depended on it), but gaining it does: a page that was refused holds
+   * no subscription the server could re-grant, so it must be told to render again.
+   */
+  access_granted: z.looseObject({
+    cause: z.enum(['purchase_granted', 'subscription_created', 'subscription_tier_changed']),
+    postId: id.optional(),
+    creatorId: id.optional(),
+  }),
   /** A direct message, on the channels of both participants (`messages_{userId}`). */
   message: z.looseObject({ message: directMessageSchema }),
   /**
