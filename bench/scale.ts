@@ -10,9 +10,11 @@
  *   common: --redis single|cluster (one redis-server, or three local masters with REDIS_CLUSTER_NODES)
  *           --log-level info --server-env KEY=VALUE,… --tag NAME --keep-logs
  *
- * scale: every client subscribes its own notifications_ channel and one shared post_ channel;
- * then one notification to every user (--targeted-rate per second) and --fanout-events events
- * on the post_ channel (--fanout-rate per second, each to every client). Every client must get
+ * scale: every client subscribes its own notifications_ channel; then one notification to every
+ * user (--targeted-rate per second) and --fanout-events events to every client (--fanout-rate
+ * per second): operator broadcasts (--fanout broadcast, the default), or events on one shared
+ * post_ channel that every client then also subscribes (--fanout post; its presence, one
+ * viewers set for all, made connects slow down as the set grew: see README). Every client must get
  * exactly its events. Prints connections per process, connect rate, RSS and heap per
  * connection, CPU per delivery (server processes and Redis), latency, and per-process figures.
  *
@@ -49,6 +51,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: 'string', default: '100' },
     'targeted-rate': { type: 'string', default: '2000' },
     'fanout-events': { type: 'string', default: '10' },
+    fanout: { type: 'string', default: 'broadcast' },
     'fanout-rate': { type: 'string', default: '1' },
     rate: { type: 'string', default: '200' },
     before: { type: 'string', default: '20' },
@@ -184,7 +187,15 @@ try {
   const serverCpu = (snap: Awaited<ReturnType<Stack['snapshot']>>) => snap.reduce((sum, p) => sum + p.cpuSeconds, 0);
 
   // ---- connect ----
-  const channelsOf = (i: number) => (SCENARIO === 'scale' ? [notifications(i), postChannel] : [notifications(i)]);
+  const FANOUT_POST = SCENARIO === 'scale' && flags.fanout === 'post';
+  const channelsOf = (i: number) => (FANOUT_POST ? [notifications(i), postChannel] : [notifications(i)]);
+  const fanoutSlot = 1;
+  const broadcast = () => {
+    const s = now();
+    const q = ++seq;
+    const payload = JSON.stringify({ type: 'broadcast', data: { message: `Benchmark broadcast ${q}`, level: 'info', s }, id: `scale-b-${q}` });
+    return REDIS_MODE === 'cluster' ? (publisher as Cluster).spublish('ws:{broadcast}', payload) : (publisher as Redis).publish('ws:broadcast', payload);
+  };
   const specs: ClientSpec[] = stack.userIds.map((_, i) => ({ token: stack.tokens[i]!, channels: channelsOf(i) }));
   await sleep(1_000);
   const idle = await stack.snapshot();
@@ -244,7 +255,7 @@ try {
     // ---- fan-out on one shared post_ channel ----
     const events = Number(flags['fanout-events']);
     const fanoutRate = Number(flags['fanout-rate']);
-    log(`\n[fan-out] ${events} events on ${postChannel} at ${fanoutRate}/s, each to all ${conn.opened} clients`);
+    log(`\n[fan-out] ${events} events ${FANOUT_POST ? `on ${postChannel}` : 'as operator broadcasts (channel broadcast, every socket)'} at ${fanoutRate}/s, each to all ${conn.opened} clients`);
     await fleet.phase('fanout');
     const cpu1 = serverCpu(await stack.snapshot());
     const redis1 = await stack.redisCpuByPort();
@@ -252,9 +263,9 @@ try {
     for (let i = 0; i < events; i++) {
       const wait = t1 + (i * 1000) / fanoutRate - performance.now();
       if (wait > 0) await sleep(wait);
-      await like();
+      await (FANOUT_POST ? like() : broadcast());
     }
-    const fanGot = await awaitAccepted(1, CLIENTS * events);
+    const fanGot = await awaitAccepted(fanoutSlot, CLIENTS * events);
     const fanoutCpu = serverCpu(await stack.snapshot()) - cpu1;
     const fanoutByPort = delta(redis1, await stack.redisCpuByPort());
     const fanoutRedis = Object.values(fanoutByPort).reduce((a, b) => a + b, 0);
@@ -267,7 +278,7 @@ try {
     const final = await stack.snapshot();
     const wrong = (slot: number, want: number) => collected.accepted[slot]!.filter((n) => n !== want).length;
     const targetedWrong = wrong(0, 1);
-    const fanoutWrong = wrong(1, events);
+    const fanoutWrong = wrong(fanoutSlot, events);
     if (targetedWrong) failures.push(`targeted: ${targetedWrong} of ${CLIENTS} clients did not get exactly their one notification`);
     if (fanoutWrong) failures.push(`fan-out: ${fanoutWrong} of ${CLIENTS} clients did not get exactly ${events} events`);
     if (collected.closes.some((n) => n > 0)) failures.push(`${collected.closes.filter((n) => n > 0).length} clients were closed by the server: ${JSON.stringify(collected.closeCodes)}`);
@@ -282,7 +293,7 @@ try {
     for (const p of perNode) log(`  per node: instance ${p.instance}: ${p.connections} connections, ${p.framesSent} frames sent, CPU ${p.cpuSeconds} s (${p.cpuUsPerFrame} µs/frame), RSS ${p.rssMiB} MiB`);
     Object.assign(result, {
       targeted: { events: CLIENTS, rate, delivered: got, clientsWrong: targetedWrong, publishSeconds: round(publishSeconds, 2), serverCpuSeconds: round(targetedCpu, 2), serverCpuUsPerDelivery: round((targetedCpu * 1e6) / Math.max(1, got), 2), redisCpuUsPerEvent: round((targetedRedis * 1e6) / CLIENTS, 1), latencyMs: targetedLatency },
-      fanout: { events, rate: fanoutRate, delivered: fanGot, expected: CLIENTS * events, clientsWrong: fanoutWrong, serverCpuSeconds: round(fanoutCpu, 2), serverCpuUsPerDelivery: round((fanoutCpu * 1e6) / Math.max(1, fanGot), 2), redisCpuUsPerEvent: round((fanoutRedis * 1e6) / events, 0), latencyMs: fanoutLatency },
+      fanout: { via: FANOUT_POST ? postChannel : 'broadcast', events, rate: fanoutRate, delivered: fanGot, expected: CLIENTS * events, clientsWrong: fanoutWrong, serverCpuSeconds: round(fanoutCpu, 2), serverCpuUsPerDelivery: round((fanoutCpu * 1e6) / Math.max(1, fanGot), 2), redisCpuUsPerEvent: round((fanoutRedis * 1e6) / events, 0), latencyMs: fanoutLatency },
       perNode,
       redis: { mode: REDIS_MODE, cpuSecondsByPort: { targeted: targetedByPort, fanout: fanoutByPort } },
       duplicates: collected.duplicates,

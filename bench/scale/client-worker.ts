@@ -167,6 +167,19 @@ function onFrame(client: Client, frame: Record<string, unknown>): void {
     for (let slot = 0; slot < client.spec.channels.length; slot++) subscribe(client, slot);
     return;
   }
+  if (type === 'broadcast' && frame.channel === 'broadcast') {
+    // An operator broadcast reaches every socket without a subscription (and without a
+    // position): counted in the slot after the client's channels.
+    const slot = client.spec.channels.length;
+    accepted[slot]![client.index]!++;
+    const sentAt = (frame.data as { s?: unknown } | undefined)?.s;
+    if (typeof sentAt === 'number') {
+      let histogram = live.get(phase);
+      if (!histogram) live.set(phase, (histogram = new Histogram()));
+      histogram.add(now() - sentAt);
+    }
+    return;
+  }
   const slot = typeof frame.channel === 'string' ? client.spec.channels.indexOf(frame.channel) : -1;
   if (slot < 0) return;
   if (type === 'subscribed') {
@@ -238,7 +251,7 @@ async function connect(request: ConnectRequest): Promise<ConnectReply> {
   backoff = request.backoff ?? DEFAULT_BACKOFF;
   const slots = request.clients[0]?.channels.length ?? 0;
   const base = clients.length;
-  grow(request.clients.length, slots);
+  grow(request.clients.length, slots + 1);
   const batch = request.clients.map<Client>((spec, i) => ({
     spec,
     index: base + i,
