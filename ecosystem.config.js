@@ -131,7 +131,9 @@ export const apps = [
     wait_ready: true,
     listen_timeout: 15_000,
     kill_timeout: wsKillTimeoutMs,
-    // An idle connection costs ~6 KB of RSS; 1 GB is ~150k idle sockets per process.
+    // Measured (README, "Scale on one machine"): ~26 KiB of RSS per subscribed connection
+    // while connections keep arriving (V8 keeps the heap the handshakes grew), ~21 KiB idle
+    // after a GC; 1 GB is ~35k connections per process. Raise WS_MAX_MEMORY beyond that.
     max_memory_restart: env.WS_MAX_MEMORY ?? '1G',
     exp_backoff_restart_delay: 200,
     // One pair of files for all instances; every JSON line carries its nodeId (host:pid).
