@@ -134,8 +134,13 @@ verify_release() {
   VERIFY_FAILURE=""
   dir="$(cd "$RELEASES_DIR/$id" && pwd -P)"
   if [ "${ONLY:-}" != fonana ]; then
-    mapfile -t pids < <(app_pids fonana-ws)
-    [ "${#pids[@]}" -gt 0 ] || { VERIFY_FAILURE="no fonana-ws process is online"; return 1; }
+    # A restart (not a reload) returns before its processes are ready: wait up to 20 s.
+    for attempt in $(seq 1 40); do
+      mapfile -t pids < <(app_pids fonana-ws)
+      [ "${#pids[@]}" -gt 0 ] && [ "$(pm2_processes | awk '$1 == "fonana-ws" && $2 != "online"' | wc -l)" -eq 0 ] && break
+      [ "$attempt" -eq 40 ] && { VERIFY_FAILURE="fonana-ws processes are not online after 20 s ($(pm2_processes | awk '$1 == "fonana-ws" { print $2 }' | sort | uniq -c | paste -sd, -))"; return 1; }
+      sleep 0.5
+    done
     if [ -d /proc/self ]; then
       for pid in "${pids[@]}"; do
         cwd="$(readlink -f "/proc/$pid/cwd" 2>/dev/null || true)"
