@@ -457,7 +457,7 @@ export class RealtimeServer {
       logger.info('authentication failed', { reason: verdict.reason, source: found?.source ?? 'none' });
       return this.#upgradeThenClose(request, socket, head, CLOSE_CODES.unauthorized, 'unauthorized', done);
     }
-    const session = verdict.session;
+    const { session, isCreator } = verdict;
     // The 101 response and the first frames ('connected', a retained broadcast) leave in one
     // write, not two: corked here, uncorked once the connection has queued them (a loopback
     // write costs tens of µs of CPU; bench/compare/connect-costs.ts). A refused upgrade ends the
@@ -496,7 +496,9 @@ export class RealtimeServer {
       this.#broadcaster.welcome(connection);
       metrics.connections.inc();
       metrics.connectionsTotal.inc();
-      this.#presence.connected(session.userId);
+      // Only a creator's online state is ever shown (creator_ channels exist for creators only):
+      // 10,000 other users' entries would cost a Redis write each per refresh, for nothing.
+      if (isCreator) this.#presence.connected(session.userId);
       // Bound, not a closure: a closure made here would keep the whole handshake's scope alive.
       connection.onceClosed(this.#forget.bind(this, connection, slice));
       // Signed out while the database was being read: the announcement found no socket then.

@@ -11,7 +11,8 @@ import type { Directory } from '../data/directory.ts';
 import type { SessionVerifier, VerifiedSession, VerifyFailure } from './session-verifier.ts';
 
 export type SessionFailure = VerifyFailure | 'unknown_user' | 'revoked' | 'unavailable';
-export type SessionVerdict = { ok: true; session: VerifiedSession } | { ok: false; reason: SessionFailure };
+/** `isCreator`: what the database said with the session (presence tracks creators' sockets only). */
+export type SessionVerdict = { ok: true; session: VerifiedSession; isCreator: boolean } | { ok: false; reason: SessionFailure };
 
 export class SessionCheck {
   readonly #verifier: SessionVerifier;
@@ -52,6 +53,6 @@ export class SessionCheck {
     if (!state.exists) return { ok: false, reason: 'unknown_user' };
     if (state.sessionRevoked || issuedBeforeCutoff(session.issuedAt, state.sessionsValidAfter)) return { ok: false, reason: 'revoked' };
     if (this.#sessions.voidedSince(seq, session)) return { ok: false, reason: 'revoked' };
-    return { ok: true, session };
+    return { ok: true, session, isCreator: state.isCreator };
   }
 }

@@ -28,6 +28,11 @@ export interface SessionState {
   sessionsValidAfter: Date | null;
   /** The token's `sid` was signed out. */
   sessionRevoked: boolean;
+  /**
+   * The user is a creator: only creators' sockets are tracked for `creator_presence` (nobody can
+   * subscribe to the creator_ channel of anyone else), so the others cost presence nothing.
+   */
+  isCreator: boolean;
 }
 
 /** The two participants of a conversation, in the stored order (userAId < userBId). */

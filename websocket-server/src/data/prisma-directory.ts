@@ -37,14 +37,14 @@ export class PrismaDirectory implements Directory {
   }
 
   async sessionState(userId: string, sessionId: string | undefined): Promise<SessionState> {
-    const { rows } = await this.#pool.query<{ sessionsValidAfter: Date | null; revoked: boolean }>({
+    const { rows } = await this.#pool.query<{ sessionsValidAfter: Date | null; revoked: boolean; isCreator: boolean }>({
       name: 'ws_session_state',
       text: SESSION_STATE_SQL,
       values: [userId, sessionId ?? null],
     });
     const user = rows[0];
-    if (!user) return { exists: false, sessionsValidAfter: null, sessionRevoked: false };
-    return { exists: true, sessionsValidAfter: user.sessionsValidAfter, sessionRevoked: user.revoked };
+    if (!user) return { exists: false, sessionsValidAfter: null, sessionRevoked: false, isCreator: false };
+    return { exists: true, sessionsValidAfter: user.sessionsValidAfter, sessionRevoked: user.revoked, isCreator: user.isCreator };
   }
 
   async creatorExists(creatorId: string): Promise<boolean> {
@@ -121,7 +121,7 @@ export class PrismaDirectory implements Directory {
 // makes them `timestamptz`, which pg reads as the right instant whatever the process's TZ.
 
 /** The user, their "sign out everywhere" cutoff, and whether this `sid` was signed out. */
-const SESSION_STATE_SQL = `SELECT u."sessionsValidAfter" AT TIME ZONE 'UTC' AS "sessionsValidAfter",
+const SESSION_STATE_SQL = `SELECT u."sessionsValidAfter" AT TIME ZONE 'UTC' AS "sessionsValidAfter", u."isCreator",
   EXISTS (SELECT 1 FROM "RevokedSession" r WHERE r."userId" = u.id AND r."sessionId" = $2) AS revoked
 FROM "User" u WHERE u.id = $1`;
 

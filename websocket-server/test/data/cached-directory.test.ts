@@ -21,7 +21,7 @@ class ScriptedDirectory implements Directory {
   reads = 0;
   hold: Promise<void> | null = null;
   async sessionState(): Promise<SessionState> {
-    return { exists: true, sessionsValidAfter: null, sessionRevoked: false };
+    return { exists: true, sessionsValidAfter: null, sessionRevoked: false, isCreator: false };
   }
   async creatorExists() {
     return true;

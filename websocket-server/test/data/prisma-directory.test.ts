@@ -25,13 +25,16 @@ describe('data/PrismaDirectory (SQL of the connect path)', () => {
   });
 
   it('sessionState: unknown user, live session, a signed-out sid, and the sign-out-everywhere cutoff', async () => {
-    expect(await directory.sessionState('no-such-user', 'sid-1')).to.deep.equal({ exists: false, sessionsValidAfter: null, sessionRevoked: false });
+    expect(await directory.sessionState('no-such-user', 'sid-1')).to.deep.equal({ exists: false, sessionsValidAfter: null, sessionRevoked: false, isCreator: false });
     const user = await fixtures.user();
-    expect(await directory.sessionState(user.id, 'sid-1')).to.deep.equal({ exists: true, sessionsValidAfter: null, sessionRevoked: false });
-    expect(await directory.sessionState(user.id, undefined)).to.deep.equal({ exists: true, sessionsValidAfter: null, sessionRevoked: false });
+    expect(await directory.sessionState(user.id, 'sid-1')).to.deep.equal({ exists: true, sessionsValidAfter: null, sessionRevoked: false, isCreator: false });
+    expect(await directory.sessionState(user.id, undefined)).to.deep.equal({ exists: true, sessionsValidAfter: null, sessionRevoked: false, isCreator: false });
     await fixtures.prisma.revokedSession.create({ data: { sessionId: `sid-${user.id}`, userId: user.id, expiresAt: new Date(Date.now() + 3_600_000) } });
     expect((await directory.sessionState(user.id, `sid-${user.id}`)).sessionRevoked).to.equal(true);
     expect((await directory.sessionState(user.id, 'sid-other')).sessionRevoked).to.equal(false);
+    // The creator flag comes with the session (presence tracks creators' sockets only).
+    const creator = await fixtures.creator('session-creator');
+    expect((await directory.sessionState(creator.id, undefined)).isCreator).to.equal(true);
     // Another user's revoked sid is not this user's.
     const other = await fixtures.user();
     expect((await directory.sessionState(other.id, `sid-${user.id}`)).sessionRevoked).to.equal(false);
