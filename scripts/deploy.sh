@@ -136,6 +136,8 @@ step "Build"
 next_dir="${NEXT_DIST_DIR:-.next}"
 if deploy_app; then
   if [ -n "$next_build" ]; then
+    # NEXT_DIST_DIR may be nested (.next/e2e): its parent must exist for cp to create it.
+    mkdir -p "$(dirname "$release/$next_dir")"
     cp -al "$next_build" "$release/$next_dir"
     ok "Next.js build taken from $next_build"
   else
@@ -144,6 +146,7 @@ if deploy_app; then
     ok "built the Next.js app in $((SECONDS - app_started)) s"
   fi
 elif [ -n "$current_dir" ] && [ -d "$current_dir/$next_dir" ]; then
+  mkdir -p "$(dirname "$release/$next_dir")"
   cp -al "$current_dir/$next_dir" "$release/$next_dir"
   warn "--only fonana-ws: the Next.js build of releases/$current is carried over (the app is not reloaded)"
 fi

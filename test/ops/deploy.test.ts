@@ -3,7 +3,7 @@
  * with a PM2 daemon of their own (PM2_HOME), this run's scratch database, free ports and a Redis
  * prefix of their own. fonana-ws runs two processes in cluster mode; the Next.js app is not
  * deployed here (`--only fonana-ws`: its build is the slow part, and what clients see of a
- * rollback is the WebSocket server).
+ * rollback is the WebSocket server; test/ops/deploy-app.test.ts deploys the app with it).
  *
  * 1. A good release (HEAD of this checkout) goes live and passes /health and the test client.
  * 2. A broken one (HEAD with a fault written into its copy, never into the repository: the
