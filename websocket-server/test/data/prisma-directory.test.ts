@@ -13,13 +13,19 @@ describe('data/PrismaDirectory (SQL of the connect path)', () => {
   let fixtures: Fixtures;
   let directory: PrismaDirectory;
   const tz = process.env.TZ;
+  // Assigning undefined to process.env stores the string "undefined" (an invalid zone that every
+  // later test and child process would inherit): an unset TZ is restored by deleting it.
+  const restoreTz = () => {
+    if (tz === undefined) delete process.env.TZ;
+    else process.env.TZ = tz;
+  };
 
   before(() => {
     fixtures = new Fixtures();
     directory = new PrismaDirectory(testDatabaseUrl(), { poolMax: 2, connectTimeoutMs: 5_000, statementTimeoutMs: 5_000 });
   });
   after(async () => {
-    process.env.TZ = tz;
+    restoreTz();
     await directory.close();
     await fixtures.close();
   });
@@ -44,7 +50,7 @@ describe('data/PrismaDirectory (SQL of the connect path)', () => {
       process.env.TZ = zone;
       expect((await directory.sessionState(user.id, 'sid-1')).sessionsValidAfter?.toISOString()).to.equal(cutoff.toISOString());
     }
-    process.env.TZ = tz;
+    restoreTz();
   });
 
   it('unreadNotifications: the newest unread ones, newest first, capped, with the full unread count and data', async () => {
@@ -68,7 +74,7 @@ describe('data/PrismaDirectory (SQL of the connect path)', () => {
       expect(got.count).to.equal(8);
       expect(got.notifications).to.deep.equal(expected);
     }
-    process.env.TZ = tz;
+    restoreTz();
     expect(expected[0]).to.deep.include({ title: 'n6', data: { postId: 'p1', n: 6 } });
     expect((await directory.unreadNotifications(user.id, 0)).notifications).to.deep.equal([]);
   });

@@ -61,8 +61,10 @@ describe('RealtimeServer › slow consumers', () => {
   it('holds the bound while writing: a 20,000-event burst closes the stalled client and reaches the reader whole', async function () {
     this.timeout(60_000);
     // The issue's numbers: 1 MiB allowed, 20,000 events of 2 KB (40 MB) at once.
+    // Stopped in `finally`: an after() hook added from inside a running test never runs (this
+    // server outlived the file and was still subscribed to the run's channels minutes later).
     const server = await startServer({ env: { MAX_BUFFERED_BYTES: String(1024 * 1024) } });
-    after(() => server.stop());
+    try {
     const user = await fixtures.user();
     const post = await fixtures.post((await fixtures.creator()).id);
     const channel = `post_${post.id}`;
@@ -103,6 +105,9 @@ describe('RealtimeServer › slow consumers', () => {
     (stalled.ws as unknown as { _socket: Socket })._socket.resume();
     expect([CLOSE_CODES.slowConsumer, 1006]).to.include((await stalled.closed).code);
     reader.close();
+    } finally {
+      await server.stop();
+    }
   });
 });
 

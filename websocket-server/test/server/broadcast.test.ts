@@ -44,8 +44,16 @@ describe('RealtimeServer › broadcast', () => {
     let onA: TestClient;
     let onB: TestClient;
 
+    // A prefix of this describe's own: the receiver count below counts every subscriber of the
+    // channel, and any other server of the run on the shared prefix would be one.
+    let channel: string;
+
     before(async () => {
-      [a, b] = await Promise.all([startServer(), startServer()]);
+      // In before(): the run's prefix is set by the global setup, after files load.
+      const prefix = testRedisPrefix(`ws-broadcast-${process.pid}:`);
+      channel = `${prefix}broadcast`;
+      const env = { REDIS_CHANNEL_PREFIX: prefix };
+      [a, b] = await Promise.all([startServer({ env }), startServer({ env })]);
       const [alice, bob] = await Promise.all([fixtures.user({ name: 'alice' }), fixtures.user({ name: 'bob' })]);
       // No subscribe at all: the sockets only ever sent their handshake.
       onA = await TestClient.connect(a.url, { token: await mintSessionToken(alice.id) });
@@ -71,14 +79,13 @@ describe('RealtimeServer › broadcast', () => {
     });
 
     it('delivers a broadcast PUBLISHed on Redis ws:broadcast by any backend', async () => {
-      const receivers = await redis.publish(`${testRedisPrefix('ws:')}broadcast`, JSON.stringify({ type: 'broadcast', data: { message: 'Back to normal', level: 'info' } }));
+      const receivers = await redis.publish(channel, JSON.stringify({ type: 'broadcast', data: { message: 'Back to normal', level: 'info' } }));
       expect(receivers).to.equal(2); // one subscriber connection per node, subscribed at start
       await onA.next(isBroadcast('Back to normal'));
       await onB.next(isBroadcast('Back to normal'));
     });
 
     it('drops a malformed broadcast from Redis and keeps delivering', async () => {
-      const channel = `${testRedisPrefix('ws:')}broadcast`;
       await redis.publish(channel, 'not json');
       await redis.publish(channel, JSON.stringify({ type: 'broadcast', data: { message: 'bad level', level: 'panic' } }));
       await redis.publish(channel, JSON.stringify({ type: 'post_liked', data: { postId: 'p1', userId: 'u1', likesCount: 1 } }));
