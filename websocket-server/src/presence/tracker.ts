@@ -3,9 +3,11 @@
  * and closes and when a connection joins or leaves a `post_` channel; it keeps per channel how
  * many local holders each user has, and writes to the store only when that goes 0 → 1 (add) or
  * 1 → 0 (remove), each followed by an announce. Every `refreshIntervalMs` (ttl / 3; a round
- * spread over ticks of 100 ms) it re-adds all of this node's entries, so they never expire while the node lives, and announces
- * every channel its clients watch (creator_ and post_ channels with local subscribers): that
- * is how another node's death becomes an announcement, once its entries have expired.
+ * spread over ticks of 100 ms) it re-adds all of this node's entries, so they never expire
+ * while the node lives, and announces every channel its clients watch (creator_ and post_
+ * channels with local subscribers): that is how another node's death becomes an announcement,
+ * once its entries have expired. Only creators' sockets hold a creator_ entry (server.ts):
+ * nobody can subscribe to anyone else's.
  *
  * A node that dies stops counting after at most ttl (its entries' expiry) + ttl / 3 (the next
  * sweep of a node that watches the channel), plus up to 1 s for viewers (the interval between
