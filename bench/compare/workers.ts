@@ -1,47 +1,11 @@
 /** The harness's side of the client processes: spawn, ask, spread connections over them. */
-import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { CollectReply, ConnectReply, ConnectRequest, Target, WorkerReply, WorkerRequest } from './protocol.ts';
+import { IpcWorker } from '../support/ipc-worker.ts';
+import type { CollectReply, ConnectReply, ConnectRequest, Target, WorkerRequest } from './protocol.ts';
 
 const WORKER = fileURLToPath(new URL('./client-worker.ts', import.meta.url));
 
-export class Worker {
-  readonly #child: ChildProcess;
-  readonly #pending = new Map<number, { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }>();
-  #nextId = 1;
-  readonly ready: Promise<void>;
-
-  constructor(readonly index: number) {
-    this.#child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.ready = new Promise((resolve, reject) => {
-      this.#child.once('exit', (code) => reject(new Error(`client worker ${index} exited with ${code}`)));
-      this.#child.on('message', (message: { id: number; ok: boolean; error?: string; ready?: boolean } & WorkerReply) => {
-        if (message.id === 0 && message.ready) return resolve();
-        const waiter = this.#pending.get(message.id);
-        this.#pending.delete(message.id);
-        if (!waiter) return;
-        if (message.ok) waiter.resolve(message);
-        else waiter.reject(new Error(`client worker ${index}: ${message.error}`));
-      });
-    });
-    this.#child.on('exit', (code) => {
-      for (const waiter of this.#pending.values()) waiter.reject(new Error(`client worker ${index} exited with ${code}`));
-      this.#pending.clear();
-    });
-  }
-
-  ask<T = WorkerReply>(request: WorkerRequest): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const id = this.#nextId++;
-      this.#pending.set(id, { resolve: resolve as (reply: WorkerReply) => void, reject });
-      this.#child.send({ id, ...request });
-    });
-  }
-
-  kill(): void {
-    if (this.#child.exitCode === null) this.#child.kill('SIGTERM');
-  }
-}
+export type Worker = IpcWorker<WorkerRequest>;
 
 export class Fleet {
   readonly workers: Worker[];
@@ -49,7 +13,7 @@ export class Fleet {
   #size = 0;
 
   constructor(count: number) {
-    this.workers = Array.from({ length: count }, (_, i) => new Worker(i));
+    this.workers = Array.from({ length: count }, (_, i) => new IpcWorker<WorkerRequest>(i, WORKER));
   }
 
   async ready(): Promise<void> {

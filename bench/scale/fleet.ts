@@ -3,53 +3,16 @@
  * ask over IPC, spread clients over them round-robin, merge what they answer. Client j lives in
  * worker j % W at index ⌊j / W⌋.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ClientSpec, CollectReply, ConnectReply, CountReply, WorkerReply, WorkerRequest } from './protocol.ts';
+import { IpcWorker } from '../support/ipc-worker.ts';
+import type { ClientSpec, CollectReply, ConnectReply, CountReply, WorkerRequest } from './protocol.ts';
 
 const WORKER = fileURLToPath(new URL('./client-worker.ts', import.meta.url));
+// 40,000 clients' state in 4 processes: more heap than node's default per process.
+const EXEC_ARGV = ['--import', 'tsx', '--max-old-space-size=4096'];
 
-class Worker {
-  readonly #child: ChildProcess;
-  readonly #pending = new Map<number, { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }>();
-  #nextId = 1;
-  readonly ready: Promise<void>;
+type Worker = IpcWorker<WorkerRequest>;
 
-  constructor(readonly index: number) {
-    this.#child = fork(WORKER, [], { execArgv: ['--import', 'tsx', '--max-old-space-size=4096'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.ready = new Promise((resolve, reject) => {
-      this.#child.once('exit', (code) => reject(new Error(`client worker ${index} exited with ${code}`)));
-      this.#child.on('message', (message: { id: number; ok: boolean; error?: string; ready?: boolean } & WorkerReply) => {
-        if (message.id === 0 && message.ready) return resolve();
-        const waiter = this.#pending.get(message.id);
-        this.#pending.delete(message.id);
-        if (!waiter) return;
-        if (message.ok) waiter.resolve(message);
-        else waiter.reject(new Error(`client worker ${index}: ${message.error}`));
-      });
-    });
-    this.#child.on('exit', (code) => {
-      for (const waiter of this.#pending.values()) waiter.reject(new Error(`client worker ${index} exited with ${code}`));
-      this.#pending.clear();
-    });
-  }
-
-  get pid(): number {
-    return this.#child.pid ?? 0;
-  }
-
-  ask<T>(request: WorkerRequest): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const id = this.#nextId++;
-      this.#pending.set(id, { resolve: resolve as (reply: WorkerReply) => void, reject });
-      this.#child.send({ id, ...request });
-    });
-  }
-
-  kill(): void {
-    if (this.#child.exitCode === null) this.#child.kill('SIGTERM');
-  }
-}
 
 export interface Collected {
   /** accepted[slot][j] for global client j. */
@@ -75,7 +38,7 @@ export class Fleet {
   #size = 0;
 
   constructor(count: number) {
-    this.workers = Array.from({ length: count }, (_, i) => new Worker(i));
+    this.workers = Array.from({ length: count }, (_, i) => new IpcWorker<WorkerRequest>(i, WORKER, EXEC_ARGV));
   }
 
   async ready(): Promise<void> {
