@@ -4,6 +4,12 @@
  * Redis of the WebSocket server (REDIS_URL + REDIS_CHANNEL_PREFIX) or its HTTP address
  * (WS_PUBLISH_URL + WS_PUBLISH_SECRET). Every test that starts one stops it.
  *
+ * Its scheduled jobs are off unless a test turns them on (SCHEDULED_JOBS: 'on', as the job
+ * suites do): the scratch database is shared by every suite of the run, and a relay's
+ * subscription-expiry job would otherwise expire what another suite left behind and publish an
+ * `entitlement_changed` of its own, in the middle of a test that counts what the relay
+ * published (seen in CI: 501 published where the test wrote 500).
+ *
  *   relay = await startRelay({ WS_PUBLISH_URL: ws.httpUrl, WS_PUBLISH_SECRET: TEST_PUBLISH_SECRET });
  *   …
  *   await relay.stop();
@@ -28,7 +34,8 @@ export interface RelayProcess {
 
 /**
  * Starts a relay and resolves once it listens (its 'ready' message). Unless `env` says
- * otherwise: this run's scratch database, no REDIS_URL, a 5 s poll, 1 s maximum backoff.
+ * otherwise: this run's scratch database, no REDIS_URL, a 5 s poll, 1 s maximum backoff, no
+ * scheduled jobs.
  */
 export async function startRelay(env: Record<string, string | undefined>, options: { waitReady?: boolean } = {}): Promise<RelayProcess> {
   const child = fork(ENTRY, [], {
@@ -38,6 +45,7 @@ export async function startRelay(env: Record<string, string | undefined>, option
       DATABASE_URL: testDatabaseUrl(),
       REDIS_URL: '',
       OUTBOX_MAX_BACKOFF_MS: '1000',
+      SCHEDULED_JOBS: 'off',
       LOG_LEVEL: 'info',
       ...env,
     } as NodeJS.ProcessEnv,
