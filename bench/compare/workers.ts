@@ -20,10 +20,13 @@ export class Fleet {
     await Promise.all(this.workers.map((worker) => worker.ready));
   }
 
-  /** Opens `conns` (spread round-robin) from addresses `addressOf(worker)`; returns the merged reply. */
+  /**
+   * Opens `conns` (spread round-robin) from addresses `addressOf(worker)`, to `url` or, when it
+   * is a function, to the URL it gives each worker; returns the merged reply.
+   */
   async connect(
     target: Target,
-    url: string,
+    url: string | ((worker: number) => string),
     conns: ConnectRequest['conns'],
     event: string,
     addressOf: (worker: number) => string,
@@ -35,7 +38,7 @@ export class Fleet {
         worker.ask<ConnectReply>({
           cmd: 'connect',
           target,
-          url,
+          url: typeof url === 'string' ? url : url(w),
           localAddress: addressOf(w),
           conns: conns.filter((_, j) => j % W === w),
           event,
