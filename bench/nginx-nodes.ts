@@ -156,10 +156,12 @@ try {
   const nginxPort = await freePort();
   const upstreams = nodes.map((node) => new URL(node.url).host);
   nginx = await NginxPrefix.create(renderSite(readFileSync(shippedSite, 'utf8'), { listenPort: nginxPort, appServers: ['127.0.0.1:9'], wsServers: upstreams }));
-  // The harness's main config allows 1024 connections per worker; each client is two here.
+  // The harness's main config allows 1024 connections per worker; each client is two here (its
+  // own and the upstream one), and so two file descriptors: past ~9,000 clients a 20,000 fd
+  // limit (this machine's, hard) is the bound, not nginx.
   const conf = readFileSync(nginx.conf, 'utf8');
   if (!/worker_connections 1024;/.test(conf)) throw new Error('nginx/test/nginx.conf no longer sets worker_connections 1024');
-  writeFileSync(nginx.conf, `worker_rlimit_nofile ${4 * CLIENTS + 1024};\n${conf.replace('worker_connections 1024;', `worker_connections ${2 * CLIENTS + 1024};`)}`);
+  writeFileSync(nginx.conf, `worker_rlimit_nofile ${2 * CLIENTS + 2048};\n${conf.replace('worker_connections 1024;', `worker_connections ${2 * CLIENTS + 1024};`)}`);
   await nginx.start(nginxPort);
   log(`nodes ${upstreams.join(', ')}; nginx on 127.0.0.1:${nginxPort} (least_conn over both)`);
 
