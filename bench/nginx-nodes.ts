@@ -29,9 +29,10 @@ import { NginxPrefix, renderSite, shippedSite } from '../test/ops/support/nginx.
 import { createScratchDatabase } from '../test/support/scratch-database.ts';
 import { TEST_NEXTAUTH_SECRET, TEST_PUBLISH_SECRET } from '../test/support/env.ts';
 import { publishWithHistory } from '../websocket-server/src/broker/history-script.ts';
-import { startServer, type RunningServer } from './compare/servers.ts';
+import { processCpuSeconds, startServer, type RunningServer } from './compare/servers.ts';
 import { Histogram } from './compare/support/histogram.ts';
 import { Fleet } from './compare/workers.ts';
+import { createUsersWithTokens, deleteKeysUnder } from './support/bench-run.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -48,7 +49,6 @@ const CONNECT_RATE = Number(flags['connect-rate']);
 const RATE = Number(flags.rate);
 const SECONDS = Number(flags.seconds);
 const WORKERS = Math.max(2, Number(flags.workers));
-const CLOCK_TICKS = 100;
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const started = new Date();
@@ -65,9 +65,7 @@ const log = (line: string) => process.stdout.write(`${line}\n`);
 /** utime + stime of a process, in seconds (0 once it is gone). */
 function processCpu(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    return processCpuSeconds(pid);
   } catch {
     return 0;
   }
@@ -118,14 +116,7 @@ const failures: string[] = [];
 
 try {
   await fleet.ready();
-  const tag = randomBytes(4).toString('hex');
-  const userIds = Array.from({ length: CLIENTS }, (_, i) => `ngx${tag}u${i}`);
-  for (let i = 0; i < userIds.length; i += 2000) {
-    await fixtures.prisma.user.createMany({
-      data: userIds.slice(i, i + 2000).map((id, k) => ({ id, email: `ngx-${tag}-${i + k}@test.invalid`, name: `Nginx ${i + k}`, passwordHash: 'not-a-real-hash' })),
-    });
-  }
-  const tokens = await Promise.all(userIds.map((id) => mintSessionToken(id, { maxAgeSeconds: 4 * 3600 })));
+  const { userIds, tokens } = await createUsersWithTokens(fixtures, mintSessionToken, CLIENTS, 'ngx', randomBytes(4).toString('hex'));
   const conns = userIds.map((id, i) => ({ channel: `notifications_${id}`, token: tokens[i]! }));
 
   for (const name of ['a', 'b']) {
@@ -267,12 +258,7 @@ async function cleanUp(): Promise<void> {
     fleet.kill();
     await Promise.all(nodes.map((node) => node.stop().catch(() => {})));
     await nginx?.stop().catch(() => {});
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_PREFIX}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    await deleteKeysUnder(redis, REDIS_PREFIX);
     redis.disconnect();
     await fixtures.close();
     await database.drop();

@@ -35,6 +35,7 @@ import { renderSvg, renderTable, type Row } from './report.ts';
 import { machineCpu, startServer, type ProbeWindow, type RunningServer } from './servers.ts';
 import { analyseSlow, type SlowAnalysis } from './support/analysis.ts';
 import { Histogram } from './support/histogram.ts';
+import { createUsersWithTokens, deleteKeysUnder } from '../support/bench-run.ts';
 import { Fleet } from './workers.ts';
 
 const { values: flags } = parseArgs({
@@ -145,14 +146,7 @@ try {
   await fleet.ready();
   const creator = await fixtures.creator();
   const post = await fixtures.post(creator.id);
-  const tag = randomBytes(4).toString('hex');
-  const userIds = Array.from({ length: usersNeeded }, (_, i) => `bench${tag}u${i}`);
-  for (let i = 0; i < userIds.length; i += 2000) {
-    await fixtures.prisma.user.createMany({
-      data: userIds.slice(i, i + 2000).map((id, k) => ({ id, email: `bench-${tag}-${i + k}@test.invalid`, name: `Bench ${i + k}`, passwordHash: 'not-a-real-hash' })),
-    });
-  }
-  const tokens = await Promise.all(userIds.map((id) => mintSessionToken(id, { maxAgeSeconds: 4 * 3600 })));
+  const { userIds, tokens } = await createUsersWithTokens(fixtures, mintSessionToken, usersNeeded, 'bench', randomBytes(4).toString('hex'));
   log(`setup: ${userIds.length} users and session tokens in a scratch database, ${((performance.now() - setupStarted) / 1000).toFixed(1)} s`);
   const postChannel = `post_${post.id}`;
   const ownChannel = (i: number) => `notifications_${userIds[i]}`;
@@ -581,12 +575,7 @@ async function cleanUp(): Promise<void> {
     await server?.stop().catch(() => {});
     fleet.kill();
     // What this run left in Redis: the project's history streams, under this run's prefix only.
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_PREFIX}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    await deleteKeysUnder(redis, REDIS_PREFIX);
     redis.disconnect();
     await fixtures.close();
     await database.drop();
