@@ -37,7 +37,7 @@ export class Metrics {
   });
   readonly messagesSent = new Counter({
     name: 'ws_messages_sent_total',
-    help: 'Push frames written to sockets (one per subscriber per event)',
+    help: 'Frames written to sockets: pushes (one per subscriber per event) and replies',
     registers: [this.registry],
   });
   readonly eventsReceived = new Counter({

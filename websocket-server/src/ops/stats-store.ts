@@ -27,7 +27,7 @@ export const nodeStatsSnapshotSchema = z.object({
   channels: z.number().int().nonnegative(),
   /** Connection × channel memberships. */
   subscriptions: z.number().int().nonnegative(),
-  /** Push frames written to sockets since start (ws_messages_sent_total). */
+  /** Frames written to sockets since start, pushes and replies (ws_messages_sent_total). */
   eventsDeliveredTotal: z.number().nonnegative(),
   /** Events that reached this node from the broker since start (ws_broker_events_total). */
   eventsReceivedTotal: z.number().nonnegative(),

@@ -93,8 +93,12 @@ describe('ops › node stats (GET /stats)', function () {
     const refused = await TestClient.connect(a.url, { token: 'not-a-token' }).catch((error: Error) => error);
     expect(refused).to.be.instanceOf(Error);
 
-    const expected = (body: StatsBody) =>
-      nodeOf(body, 'node-a')?.connections === 3 && nodeOf(body, 'node-a')?.users === 2 && nodeOf(body, 'node-b')?.connections === 1;
+    // Snapshots are written on an interval: one written between the connects and the subscribes
+    // shows the sockets but not yet their channels (seen in CI), so wait for both.
+    const expected = (body: StatsBody) => {
+      const [onA, onB] = [nodeOf(body, 'node-a'), nodeOf(body, 'node-b')];
+      return onA?.connections === 3 && onA.users === 2 && onA.subscriptions >= 1 && onB?.connections === 1 && onB.subscriptions >= 1;
+    };
     const fromA = (await statsUntil(a, expected)).body;
     const fromB = (await statsUntil(b, expected)).body;
     expect(fromA.nodeId).to.equal('node-a');
@@ -124,7 +128,12 @@ describe('ops › node stats (GET /stats)', function () {
     const channel = `post_${post.id}`;
     const client = await connect(b, user.id);
     await client.mustSubscribe(channel);
-    const before = nodeOf((await statsUntil(b, (body) => nodeOf(body, 'node-b') !== undefined)).body, 'node-b')!;
+    // A snapshot written after the subscribe (same machine, same clock): one from before this
+    // client connected would leave its connected and subscribed frames inside the difference
+    // (frames written count replies too), and 17 events could pass for 20 (seen in CI).
+    const subscribedAt = Date.now();
+    const writtenSince = (body: StatsBody) => Date.parse(nodeOf(body, 'node-b')?.writtenAt ?? '') > subscribedAt;
+    const before = nodeOf((await statsUntil(b, writtenSince)).body, 'node-b')!;
     const publish = (likesCount: number) =>
       fetch(`${a.httpUrl}/publish`, {
         method: 'POST',
