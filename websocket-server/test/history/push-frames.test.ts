@@ -1,6 +1,21 @@
 import { expect } from 'chai';
 import { parsePush, toPushFrame } from '../../src/history/push-frames.ts';
-import { channelName } from '../../src/protocol/index.ts';
+import { channelName, eventDataSchemas } from '../../src/protocol/index.ts';
+
+type Def = { type: string; shape?: Record<string, { _zod: { def: Def } }>; catchall?: unknown; element?: { _zod: { def: Def } }; innerType?: { _zod: { def: Def } }; options?: Array<{ _zod: { def: Def } }> };
+
+/** Paths of object schemas below `def` that strip unknown keys (no catchall: z.object). */
+function strippingObjects(def: Def, path: string): string[] {
+  const below = (child: { _zod: { def: Def } } | undefined, step: string) => (child ? strippingObjects(child._zod.def, `${path}${step}`) : []);
+  if (def.type === 'object') {
+    const own = def.catchall === undefined ? [path] : [];
+    return [...own, ...Object.entries(def.shape ?? {}).flatMap(([key, child]) => below(child, `.${key}`))];
+  }
+  if (def.type === 'array') return below(def.element, '[]');
+  if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default') return below(def.innerType, '');
+  if (def.type === 'union') return (def.options ?? []).flatMap((option, i) => below(option, `|${i}`));
+  return [];
+}
 
 /** The text of one unmasked WebSocket text frame (what parsePush writes to every subscriber). */
 function frameTextOf(wire: Buffer): string {
@@ -59,6 +74,14 @@ describe('push frames (history/push-frames.ts)', () => {
     const { text } = push('{"type":"post_liked","data":{"postId":"p1"},"data":{"postId":"p1","userId":"u1","likesCount":2},"id":"d","ts":1}');
     expect(JSON.parse(text).data).to.deep.equal({ postId: 'p1', userId: 'u1', likesCount: 2 });
     expect(parsePush(channel, '{"type":"post_liked","data":{"postId":"p1","userId":"u1","likesCount":2},"data":{"postId":"p1"}}').ok).to.equal(false);
+  });
+
+  it('every event data schema keeps unknown keys at every level, as the splice assumes', () => {
+    // A z.object (which strips) anywhere in events.ts would let the spliced frame carry keys the
+    // check dropped; the schemas must stay loose objects.
+    const stripping = Object.entries(eventDataSchemas).flatMap(([type, schema]) => strippingObjects((schema as unknown as { _zod: { def: Def } })._zod.def, type));
+    expect(stripping).to.deep.equal([]);
+    expect(strippingObjects({ type: 'object', shape: {} }, 'probe'), 'the walk recognises a stripping object').to.deep.equal(['probe']);
   });
 
   it('refuses what the protocol does not describe, naming why', () => {
