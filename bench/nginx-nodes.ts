@@ -110,8 +110,18 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
 }
 
-type Phase = Record<string, unknown>;
-const phases: Record<'direct' | 'nginx', Phase> = { direct: {}, nginx: {} };
+interface Phase {
+  connectionsPerNode: number[];
+  connectSeconds: number;
+  connectCpuUsPerConnection: { nodes: number; nginx: number };
+  delivered: number;
+  expected: number;
+  complete: boolean;
+  latencyMs: { p50: number; p99: number };
+  cpuUsPerDelivery: { nodes: number; nginx: number };
+  nodeCpuSeconds: number[];
+}
+const phases: Partial<Record<'direct' | 'nginx', Phase>> = {};
 const failures: string[] = [];
 
 try {
@@ -156,9 +166,9 @@ try {
   await nginx.start(nginxPort);
   log(`nodes ${upstreams.join(', ')}; nginx on 127.0.0.1:${nginxPort} (least_conn over both)`);
 
+  const front = nginx;
   let seq = 0;
   for (const mode of ['direct', 'nginx'] as const) {
-    const front = nginx;
     const urlOf = mode === 'nginx' ? () => `ws://127.0.0.1:${nginxPort}/ws` : (w: number) => `${nodes[w % 2]!.url}/ws`;
     // Each phase from its own source addresses.
     const addressOf = (w: number) => `127.0.0.${2 + (mode === 'nginx' ? WORKERS : 0) + w}`;
@@ -190,16 +200,7 @@ try {
       }
       await sleep(2);
     }
-    // Until every delivery arrived, or nothing arrived for 15 s.
-    let last = -1;
-    let lastChange = performance.now();
-    for (;;) {
-      const { total: got } = await fleet.total();
-      if (got >= total) break;
-      if (got !== last) [last, lastChange] = [got, performance.now()];
-      else if (performance.now() - lastChange > 15_000) break;
-      await sleep(20);
-    }
+    await fleet.awaitTotal(total);
     const cpu = nodes.map((n, i) => n.cpuSeconds() - cpu0[i]!);
     const ngxCpu = nginxCpu(front) - ngx0;
     const collected = await fleet.collect();
@@ -208,7 +209,7 @@ try {
     const histogram = new Histogram();
     for (const pairs of collected.histograms) histogram.merge(pairs);
     const delivered = collected.counts.reduce((a, b) => a + b, 0);
-    phases[mode] = {
+    const p: Phase = {
       connectionsPerNode: perNode,
       connectSeconds: reply.seconds,
       connectCpuUsPerConnection: { nodes: (connectCpu.reduce((a, b) => a + b, 0) * 1e6) / CLIENTS, nginx: (connectNginxCpu * 1e6) / CLIENTS },
@@ -222,7 +223,7 @@ try {
       },
       nodeCpuSeconds: cpu,
     };
-    const p = phases[mode] as { cpuUsPerDelivery: { nodes: number; nginx: number }; latencyMs: { p50: number; p99: number }; connectCpuUsPerConnection: { nodes: number; nginx: number } };
+    phases[mode] = p;
     log(
       `[${mode}] connections per node ${perNode.join(' / ')}; connect ${reply.seconds.toFixed(1)} s, CPU per connection nodes ${p.connectCpuUsPerConnection.nodes.toFixed(0)} µs + nginx ${p.connectCpuUsPerConnection.nginx.toFixed(0)} µs; ` +
         `${delivered}/${total} delivered; latency p50 ${p.latencyMs.p50.toFixed(2)} ms p99 ${p.latencyMs.p99.toFixed(2)} ms; CPU per delivery nodes ${p.cpuUsPerDelivery.nodes.toFixed(1)} µs (${cpu.map((c) => c.toFixed(2)).join(' / ')} s) + nginx ${p.cpuUsPerDelivery.nginx.toFixed(1)} µs`,
@@ -232,8 +233,7 @@ try {
     for (let i = 0; i < 200 && (await Promise.all(nodes.map(openConnections))).some((n) => n > 0); i++) await sleep(100);
   }
 
-  const d = phases.direct as { latencyMs: { p99: number; p50: number }; cpuUsPerDelivery: { nodes: number; nginx: number }; connectCpuUsPerConnection: { nodes: number; nginx: number } };
-  const n = phases.nginx as typeof d;
+  const [d, n] = [phases.direct!, phases.nginx!];
   const ratios = {
     latencyP50: n.latencyMs.p50 / d.latencyMs.p50,
     latencyP99: n.latencyMs.p99 / d.latencyMs.p99,

@@ -225,20 +225,6 @@ try {
     }
     return redis.publish(PREFIX.raw + channel, JSON.stringify({ type, channel, data }));
   };
-  /** Waits until `expected` deliveries arrived, or nothing arrived for `quietMs`. */
-  const awaitDeliveries = async (expected: number, quietMs = 15_000) => {
-    let last = -1;
-    let lastChange = performance.now();
-    for (;;) {
-      const { total } = await fleet.total();
-      if (total >= expected) return total;
-      if (total !== last) {
-        last = total;
-        lastChange = performance.now();
-      } else if (performance.now() - lastChange > quietMs) return total;
-      await sleep(expected - total < 1000 ? 5 : 50);
-    }
-  };
   /** Counts per client against the expectation, merged latency, and what the probe saw. */
   const verify = async (target: Target, scenario: string, expected: number[]) => {
     const collected = await fleet.collect();
@@ -308,7 +294,7 @@ try {
         const t0 = performance.now();
         await Promise.all(Array.from({ length: messages }, () => publish(target, 'like', postChannel)));
         const published = performance.now();
-        await awaitDeliveries(conn.opened * messages);
+        await fleet.awaitTotal(conn.opened * messages);
         const seconds = (performance.now() - t0) / 1000;
         const cpu = srv.cpuSeconds() - cpu0;
         const probe = probeSummary(await srv.window());
@@ -386,7 +372,7 @@ try {
           if (wait > 0) await sleep(wait);
           void publish(target, 'like', postChannel);
         }
-        await awaitDeliveries(conn.opened * messages);
+        await fleet.awaitTotal(conn.opened * messages);
         const cpu = srv.cpuSeconds() - cpu0;
         const window = await srv.window();
         const check = await verify(target, 'steady', Array.from({ length: subscribers }, () => messages));
@@ -460,7 +446,7 @@ try {
       await sleep(2);
     }
     const publishSeconds = (performance.now() - t0) / 1000;
-    await awaitDeliveries(total);
+    await fleet.awaitTotal(total);
     const cpu = srv.cpuSeconds() - cpu0;
     const window = await srv.window();
     const check = await verify(target, 'targeted', expected);

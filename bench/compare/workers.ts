@@ -67,6 +67,21 @@ export class Fleet {
     return { total: replies.reduce((s, r) => s + r.total, 0), dropped: replies.reduce((s, r) => s + r.dropped, 0) };
   }
 
+  /** Waits until `expected` deliveries arrived in all, or nothing arrived for `quietMs`; resolves to the total. */
+  async awaitTotal(expected: number, quietMs = 15_000): Promise<number> {
+    let last = -1;
+    let lastChange = performance.now();
+    for (;;) {
+      const { total } = await this.total();
+      if (total >= expected) return total;
+      if (total !== last) {
+        last = total;
+        lastChange = performance.now();
+      } else if (performance.now() - lastChange > quietMs) return total;
+      await new Promise((resolve) => setTimeout(resolve, expected - total < 1000 ? 5 : 50));
+    }
+  }
+
   /** Per global connection counts (in the order given to connect), and everything else merged. */
   async collect(): Promise<{ counts: number[]; histograms: number[][][]; slow: Array<[number, number]>; pings: number[]; dropped: number }> {
     const W = this.workers.length;
