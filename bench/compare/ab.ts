@@ -4,7 +4,7 @@
  * that borrows this tree's node_modules and generated Prisma client), measured by
  * `bench:compare --targets project` runs in alternation A B A B …, so that a change in the load
  * other processes put on the machine hits both sides alike. Prints each round and the medians
- * of the connect CPU per connection, the idle RSS / heap per connection, and the CPU per delivery
+ * of the burst CPU per delivery, the connect CPU per connection, the idle RSS / heap per connection, and the CPU per delivery
  * and p99 of the steady and targeted scenarios, for whichever of them ran.
  *
  *   node --import tsx bench/compare/ab.ts --base HEAD [--rounds 3] [-- <bench:compare flags>]
@@ -30,6 +30,7 @@ execFileSync('sh', ['-c', `git -C "${root}" archive ${baseCommit} websocket-serv
 for (const shared of ['node_modules', 'generated', 'lib', 'test', 'websocket-server/node_modules', 'package.json', 'tsconfig.json']) symlinkSync(join(root, shared), join(baseDir, shared));
 
 type Figures = {
+  burstUs?: number;
   connectUs?: number;
   idleRssKiB?: number;
   idleHeapKiB?: number;
@@ -49,8 +50,9 @@ try {
       const wrote = /wrote (\S+\.json)/.exec(run.stdout ?? '');
       if (!wrote) throw new Error(`round ${round} ${side}: no result\n${run.stdout}`);
       const result = JSON.parse(readFileSync(wrote[1]!, 'utf8')) as { results: Record<string, { project?: Record<string, number> & Delivery }> };
-      const { connect, idle, steady, targeted } = result.results;
+      const { burst, connect, idle, steady, targeted } = result.results;
       const figures: Figures = {
+        burstUs: burst?.project?.cpuUsPerDelivery,
         connectUs: connect?.project?.cpuUsPerConnection,
         idleRssKiB: idle?.project?.rssKiBPerConnection,
         idleHeapKiB: idle?.project?.heapKiBPerConnection,
@@ -70,7 +72,7 @@ const median = (xs: number[]) => {
   const sorted = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   return sorted.length === 0 ? NaN : sorted[Math.floor((sorted.length - 1) / 2)]!;
 };
-for (const key of ['connectUs', 'idleRssKiB', 'idleHeapKiB', 'steadyUs', 'steadyP99Ms', 'targetedUs', 'targetedP99Ms'] as const) {
+for (const key of ['burstUs', 'connectUs', 'idleRssKiB', 'idleHeapKiB', 'steadyUs', 'steadyP99Ms', 'targetedUs', 'targetedP99Ms'] as const) {
   const a = median(rounds.filter((r) => r.side === 'A').map((r) => r.figures[key] ?? NaN));
   const b = median(rounds.filter((r) => r.side === 'B').map((r) => r.figures[key] ?? NaN));
   if (Number.isFinite(a) || Number.isFinite(b)) console.log(`${key.padEnd(12)} A (working tree) ${a.toFixed(1)}   B (${baseCommit}) ${b.toFixed(1)}   A/B ${(a / b).toFixed(2)}`);
