@@ -4,8 +4,9 @@
  * that borrows this tree's node_modules and generated Prisma client), measured by
  * `bench:compare --targets project` runs in alternation A B A B …, so that a change in the load
  * other processes put on the machine hits both sides alike. Prints each round and the medians
- * of the burst CPU per delivery, the connect CPU per connection, the idle RSS / heap per connection, and the CPU per delivery
- * and p99 of the steady and targeted scenarios, for whichever of them ran.
+ * of the burst CPU per delivery, the connect CPU per connection, the idle RSS / heap per
+ * connection, and the CPU per delivery and p99 of the steady and targeted scenarios, for
+ * whichever of them ran.
  *
  *   node --import tsx bench/compare/ab.ts --base HEAD [--rounds 3] [-- <bench:compare flags>]
  *   e.g. -- --scenarios connect,idle --connect-count 2000 --idle-connections 5000
